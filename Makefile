@@ -1,0 +1,67 @@
+# The series' top-level Makefile: every target for all stages, or for one
+# (-NN). The rules themselves live in common/stage.mk, which each stage's own
+# Makefile includes; this file only walks the stages that exist.
+#
+#   make help     lists the targets
+
+STAGES := $(patsubst %/Makefile,%,$(sort $(wildcard [0-9][0-9]-*/Makefile)))
+SELFTEST := common/selftest
+# The stage directory for a number: $(call stage_dir,01) -> 01-bump
+stage_dir = $(patsubst %/Makefile,%,$(wildcard $(1)-*/Makefile))
+MAKEFLAGS += --no-print-directory
+
+.PHONY: all test demo bench lint format clean help
+.DEFAULT_GOAL := all
+
+all:
+	@for s in $(STAGES); do $(MAKE) -C $$s all || exit 1; done
+
+# Every stage's tests in every flavour, under every tool; one total line last.
+# A failing stage does not stop the others: the total says what failed.
+test:
+	@for s in $(SELFTEST) $(STAGES); do \
+	  echo "== $$s"; \
+	  $(MAKE) -C $$s test || true; \
+	done
+	@echo "== all stages"
+	@common/tally.sh --total $(SELFTEST)/build/results.txt $(addsuffix /build/results.txt,$(STAGES))
+
+demo:
+	@for s in $(STAGES); do $(MAKE) -C $$s demo || exit 1; done
+
+bench:
+	@for s in $(STAGES); do $(MAKE) -C $$s bench || exit 1; done
+
+lint:
+	@for s in $(SELFTEST) $(STAGES); do $(MAKE) -C $$s lint || exit 1; done
+
+format:
+	@for s in $(SELFTEST) $(STAGES); do $(MAKE) -C $$s format || exit 1; done
+
+clean:
+	@for s in $(SELFTEST) $(STAGES); do $(MAKE) -C $$s clean; done
+
+# Per-stage targets: test-01, demo-02, valgrind-03, ... A stage that does not
+# exist yet is skipped with a note rather than an error.
+PER_STAGE := test demo bench valgrind asan misuse lint format clean all run
+$(foreach t,$(PER_STAGE),$(eval $(t)-%: ; @$$(call per_stage,$(t),$$*)))
+per_stage = d='$(call stage_dir,$(2))'; \
+  if [ -z "$$d" ]; then echo "stage $(2) does not exist yet (see README.md for the plan)"; \
+  else $(MAKE) -C "$$d" $(1); fi
+
+help:
+	@echo "make                build every stage"
+	@echo "make test           everything CI runs: each stage's tests in debug and release"
+	@echo "                    builds, under Valgrind memcheck, under ASan+UBSan, and its"
+	@echo "                    misuse checks; ends with 'total: N passed, N failed'"
+	@echo "make demo           the guided tour: each stage narrates and draws its heap"
+	@echo "make bench          each stage against the system malloc (table + build/bench.csv)"
+	@echo "make lint           cppcheck and clang-tidy over the sources; clang-format check"
+	@echo "make format         clang-format every source in place"
+	@echo "make clean          remove every build/ folder"
+	@echo "make test-NN        one stage's tests (also demo-NN, bench-NN, lint-NN, clean-NN)"
+	@echo "make valgrind-NN    one stage's tests under Valgrind memcheck"
+	@echo "make asan-NN        one stage's tests built with ASan+UBSan"
+	@echo "make misuse-NN      one stage's deliberate bugs, each reported by Valgrind and ASan"
+	@echo "make run-NN CMD=..  stages 04-07: run a program with the stage as its malloc"
+	@echo "stages present: $(STAGES)"

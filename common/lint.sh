@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# common/lint.sh COMMON FILE...: static checks over one stage's sources.
+#   cppcheck (warnings, style, portability), clang-tidy (the checks in
+#   .clang-tidy at the top), and clang-format in check mode.
+# Each missing tool is skipped with a note; any finding fails the lint.
+set -u
+common=$1
+shift
+[ $# -gt 0 ] || exit 0
+status=0
+cflags=(-std=c17 -I. -I"$common" -D_DEFAULT_SOURCE -DALLOC_DEBUG)
+if command -v cppcheck >/dev/null; then
+  cppcheck -q --std=c11 --enable=warning,style,performance,portability \
+    --inline-suppr --error-exitcode=1 --suppress=missingIncludeSystem \
+    --suppress=unusedFunction --suppress=constParameterCallback \
+    -I. -I"$common" -D_DEFAULT_SOURCE -DALLOC_DEBUG "$@" || status=1
+else
+  echo "lint: cppcheck not installed (apt-get install cppcheck): skipped"
+fi
+if command -v clang-tidy >/dev/null; then
+  cfiles=$(printf '%s\n' "$@" | grep '\.c$')
+  if [ -n "$cfiles" ]; then
+    # shellcheck disable=SC2086
+    clang-tidy --quiet $cfiles -- "${cflags[@]}" 2>/dev/null | grep -E 'warning:|error:' && status=1
+  fi
+else
+  echo "lint: clang-tidy not installed (apt-get install clang-tidy): skipped"
+fi
+if command -v clang-format >/dev/null; then
+  clang-format --dry-run -Werror "$@" || status=1
+else
+  echo "lint: clang-format not installed (apt-get install clang-format): skipped"
+fi
+[ $status -eq 0 ] && echo "lint: clean ($*)"
+exit $status

@@ -1,0 +1,144 @@
+# common/stage.mk: the one set of rules every stage's Makefile includes.
+#
+# A stage's Makefile names its parts and includes this file:
+#
+#     STAGE   := 01-bump                # the directory name
+#     ALLOC   := bump.c                 # the allocator's sources
+#     TESTS   := test_bump              # test programs (one .c each)
+#     BENCH   := bench_bump             # the bench program (optional)
+#     DEMO    := demo_bump              # the demo program (optional)
+#     MISUSE  := bad_bump               # the deliberate-bug program (optional)
+#     include ../common/stage.mk
+#
+# Every program is built in four flavours, each in its own folder:
+#
+#     build/debug/     -O1, checked (ALLOC_DEBUG: misuse checks, fill bytes)
+#     build/release/   -O2, NDEBUG: what the bench measures
+#     build/valgrind/  checked, annotated for Valgrind memcheck (no fills)
+#     build/asan/      checked, with ASan + UBSan (annotations follow ASan)
+#
+# `make test` runs the tests in every flavour (the valgrind flavour under
+# memcheck, where any error or leak fails), then the misuse checks; each run
+# adds a line to build/results.txt, and the last line printed is the total.
+
+COMMON := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+SHELL := /bin/bash
+
+CC ?= cc
+CSTD := -std=c17
+WARN := -Wall -Wextra -Wpedantic -Werror
+CPPFLAGS_ALL := -I. -I$(COMMON) -D_DEFAULT_SOURCE $(EXTRA_CPPFLAGS)
+LDLIBS_ALL := -lpthread -lm $(EXTRA_LDLIBS)
+
+FLAVOURS := debug release valgrind asan
+CFLAGS_debug := -O1 -g -DALLOC_DEBUG
+CFLAGS_release := -O2 -g -DNDEBUG
+CFLAGS_valgrind := -O1 -g -DALLOC_DEBUG -DALLOC_TRACK_VALGRIND
+CFLAGS_asan := -O1 -g -DALLOC_DEBUG -fsanitize=address,undefined \
+	-fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS_asan := -fsanitize=address,undefined
+
+VALGRIND_FLAGS := -q --error-exitcode=99 --leak-check=full \
+	--show-leak-kinds=all --errors-for-leak-kinds=all \
+	--child-silent-after-fork=yes
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+# Compiler lines are shown as "CC file"; make V=1 shows them whole.
+Q := $(if $(V),,@)
+
+COMMON_SRCS := $(wildcard $(COMMON)/*.c)
+PROGRAMS := $(TESTS) $(BENCH) $(DEMO) $(MISUSE)
+RESULTS := build/results.txt
+TALLY := $(COMMON)/tally.sh $(RESULTS)
+
+.PHONY: all test valgrind asan misuse bench demo lint format clean help \
+	run-unit run-valgrind run-asan run-misuse
+.DEFAULT_GOAL := all
+
+all: $(foreach f,debug release,$(addprefix build/$f/,$(PROGRAMS)))
+
+# ---- Build rules, one set per flavour -----------------------------------
+
+define FLAVOUR_RULES
+build/$(1)/%.o: %.c
+	@mkdir -p $$(@D)
+	@echo "  CC      $$@"
+	$$(Q)$$(CC) $$(CSTD) $$(WARN) $$(CFLAGS_$(1)) $$(CPPFLAGS_ALL) -MMD -MP -c $$< -o $$@
+
+build/$(1)/common/%.o: $$(COMMON)/%.c
+	@mkdir -p $$(@D)
+	@echo "  CC      $$@"
+	$$(Q)$$(CC) $$(CSTD) $$(WARN) $$(CFLAGS_$(1)) $$(CPPFLAGS_ALL) -MMD -MP -c $$< -o $$@
+
+build/$(1)/libcommon.a: $$(patsubst $$(COMMON)/%.c,build/$(1)/common/%.o,$$(COMMON_SRCS))
+	@rm -f $$@
+	$$(Q)$$(AR) rcs $$@ $$^
+
+build/$(1)/%: build/$(1)/%.o $$(addprefix build/$(1)/,$$(ALLOC:.c=.o)) build/$(1)/libcommon.a
+	@echo "  LINK    $$@"
+	$$(Q)$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) $$^ -o $$@ $$(LDLIBS_ALL)
+endef
+$(foreach f,$(FLAVOURS),$(eval $(call FLAVOUR_RULES,$(f))))
+
+# Keep objects: they are not intermediates to delete after a link.
+.SECONDARY:
+
+-include $(wildcard build/*/*.d build/*/common/*.d)
+
+# ---- Test runs ------------------------------------------------------------
+
+# The public targets start a fresh build/results.txt, add their runs to it,
+# and print the total last: `test` is every flavour of every test, then the
+# misuse checks; `valgrind`, `asan` and `misuse` are one kind of run alone.
+test valgrind asan misuse:
+	@rm -f $(RESULTS)
+	@$(MAKE) --no-print-directory $(if $(filter test,$@),run-unit run-valgrind run-asan \
+	  $(if $(MISUSE),run-misuse),run-$@)
+	@$(COMMON)/tally.sh --total $(RESULTS)
+
+run-unit: $(addprefix build/debug/,$(TESTS)) $(addprefix build/release/,$(TESTS))
+	@for t in $(TESTS); do \
+	  $(TALLY) "$(STAGE) $$t (debug)" build/debug/$$t; \
+	  $(TALLY) "$(STAGE) $$t (release)" build/release/$$t; \
+	done
+
+run-valgrind: $(addprefix build/valgrind/,$(TESTS))
+	@$(COMMON)/need.sh valgrind
+	@for t in $(TESTS); do \
+	  $(TALLY) "$(STAGE) $$t (memcheck)" valgrind $(VALGRIND_FLAGS) build/valgrind/$$t; \
+	done
+
+run-asan: $(addprefix build/asan/,$(TESTS))
+	@for t in $(TESTS); do \
+	  $(TALLY) "$(STAGE) $$t (asan+ubsan)" env $(ASAN_ENV) build/asan/$$t; \
+	done
+
+run-misuse: build/valgrind/$(MISUSE) build/asan/$(MISUSE)
+	@$(COMMON)/need.sh valgrind
+	@$(TALLY) "$(STAGE) $(MISUSE) (misuse)" $(COMMON)/misuse.sh \
+	  build/valgrind/$(MISUSE) build/asan/$(MISUSE)
+
+# ---- Bench and demo -----------------------------------------------------
+
+bench: build/release/$(BENCH)
+	@$(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
+
+demo: build/debug/$(DEMO)
+	@build/debug/$(DEMO)
+
+# ---- Lint and format ----------------------------------------------------
+
+SOURCES := $(wildcard *.c *.h)
+
+lint:
+	@$(COMMON)/lint.sh $(COMMON) $(SOURCES)
+
+format:
+	clang-format -i $(SOURCES)
+
+clean:
+	rm -rf build
+
+help:
+	@echo "$(STAGE): make [all|test|unit|valgrind|asan|misuse|bench|demo|lint|format|clean]"

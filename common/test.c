@@ -1,0 +1,240 @@
+/*
+ * common/test.c: the test harness. See test.h for how to use it.
+ */
+#include "test.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TEST_HAVE_VALGRIND 1
+#endif
+#endif
+
+/* All harness state: one run at a time, one case at a time. */
+static struct {
+    const char *binary;  /* argv[0] without its directory, for the summary */
+    const char *only;    /* TEST_ONLY filter, or NULL */
+    bool verbose;        /* TEST_VERBOSE: print passing cases too */
+    bool quick;          /* TEST_QUICK or Valgrind: scale op counts down */
+    uint64_t seed;       /* the run seed, printed and replayable */
+    uint64_t rng;        /* the current case's random state */
+    const char *current; /* name of the running case */
+    int case_failed;     /* checks failed in the current case */
+    bool case_skipped;
+    int passed, failed, skipped; /* counts of cases */
+} T;
+
+/* FNV-1a over a name: mixes the case name into its seed. */
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603u;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211u;
+    }
+    return h;
+}
+
+void test_init(int argc, char **argv)
+{
+    (void)argc;
+    const char *slash = strrchr(argv[0], '/');
+    T.binary = slash ? slash + 1 : argv[0];
+    T.only = getenv("TEST_ONLY");
+    T.verbose = getenv("TEST_VERBOSE") != NULL;
+    T.quick = getenv("TEST_QUICK") != NULL;
+#ifdef TEST_HAVE_VALGRIND
+    if (RUNNING_ON_VALGRIND)
+        T.quick = true;
+#endif
+    const char *s = getenv("TEST_SEED");
+    if (s && *s) {
+        T.seed = strtoull(s, NULL, 0);
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        T.seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
+                 ((uint64_t)getpid() << 40);
+    }
+    printf("%s: seed 0x%016" PRIx64 " (replay with TEST_SEED=0x%016" PRIx64
+           ")%s\n",
+           T.binary, T.seed, T.seed, T.quick ? ", quick mode" : "");
+    fflush(stdout);
+}
+
+int test_finish(void)
+{
+    printf("%s: %d passed, %d failed, %d skipped\n", T.binary, T.passed,
+           T.failed, T.skipped);
+    fflush(stdout);
+    return T.failed ? 1 : 0;
+}
+
+void test_run(const char *name, void (*fn)(void))
+{
+    if (T.only && !strstr(name, T.only))
+        return;
+    T.current = name;
+    T.case_failed = 0;
+    T.case_skipped = false;
+    T.rng = T.seed ^ hash_name(name);
+    fn();
+    if (T.case_failed) {
+        T.failed++;
+        printf("FAIL %s (%d failed check%s)\n", name, T.case_failed,
+               T.case_failed == 1 ? "" : "s");
+    } else if (T.case_skipped) {
+        T.skipped++;
+    } else {
+        T.passed++;
+        if (T.verbose)
+            printf("ok   %s\n", name);
+    }
+    fflush(stdout);
+    T.current = NULL;
+}
+
+void test_skip(const char *reason)
+{
+    T.case_skipped = true;
+    printf("skip %s: %s\n", T.current ? T.current : "?", reason);
+}
+
+uint64_t test_seed(void) { return T.seed; }
+
+/* splitmix64: small, fast, and good enough to drive random workloads. */
+uint64_t test_rand(void)
+{
+    uint64_t z = (T.rng += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+size_t test_rand_range(size_t lo, size_t hi)
+{
+    if (hi <= lo)
+        return lo;
+    uint64_t span = (uint64_t)(hi - lo) + 1;
+    return lo + (size_t)(span ? test_rand() % span : test_rand());
+}
+
+size_t test_scale(size_t n)
+{
+    if (!T.quick)
+        return n;
+    return n >= 10 ? n / 10 : 1;
+}
+
+static void fail_header(const char *file, int line, const char *expr)
+{
+    T.case_failed++;
+    printf("  %s:%d: %s: check failed: %s\n", file, line,
+           T.current ? T.current : "?", expr);
+}
+
+bool test_check(bool ok, const char *file, int line, const char *expr)
+{
+    if (!ok) {
+        fail_header(file, line, expr);
+        fflush(stdout);
+    }
+    return ok;
+}
+
+bool test_check_u(bool ok, const char *file, int line, const char *expr,
+                  uintmax_t a, uintmax_t b)
+{
+    if (!ok) {
+        fail_header(file, line, expr);
+        printf("    left  = %ju (0x%jx)\n    right = %ju (0x%jx)\n", a, a, b,
+               b);
+        fflush(stdout);
+    }
+    return ok;
+}
+
+bool test_check_i(bool ok, const char *file, int line, const char *expr,
+                  intmax_t a, intmax_t b)
+{
+    if (!ok) {
+        fail_header(file, line, expr);
+        printf("    left  = %jd\n    right = %jd\n", a, b);
+        fflush(stdout);
+    }
+    return ok;
+}
+
+bool test_check_p(bool ok, const char *file, int line, const char *expr,
+                  const void *a, const void *b)
+{
+    if (!ok) {
+        fail_header(file, line, expr);
+        printf("    left  = %p\n    right = %p\n", a, b);
+        fflush(stdout);
+    }
+    return ok;
+}
+
+bool test_aborts_with(void (*fn)(void *), void *arg, const char *expect)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        perror("test_aborts_with: pipe");
+        return false;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("test_aborts_with: fork");
+        close(fds[0]);
+        close(fds[1]);
+        return false;
+    }
+    if (pid == 0) {
+        /* Child: stderr into the pipe, run the misuse, and if it returns
+         * (nothing was reported) exit normally so the parent sees that. */
+        close(fds[0]);
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[1]);
+        fn(arg);
+        _exit(0);
+    }
+    close(fds[1]);
+    char buf[4096];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fds[0], buf + len, sizeof buf - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len == sizeof buf - 1)
+            break;
+    }
+    buf[len] = '\0';
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    bool aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+    bool said = strstr(buf, expect) != NULL;
+    if (!aborted || !said || T.verbose) {
+        printf("    child %s; its stderr: %s", aborted ? "aborted" : "did not abort",
+               len ? buf : "(nothing)\n");
+        if (len && buf[len - 1] != '\n')
+            printf("\n");
+    }
+    return aborted && said;
+}

@@ -1,0 +1,114 @@
+/*
+ * common/test.h: the small test harness that every stage's tests use.
+ *
+ * A test binary is a list of named test cases:
+ *
+ *     static void test_alloc_aligns(void) { CHECK_EQ((uintptr_t)p % 16, 0); }
+ *
+ *     int main(int argc, char **argv) {
+ *         test_init(argc, argv);
+ *         RUN_TEST(test_alloc_aligns);
+ *         return test_finish();
+ *     }
+ *
+ * A check that fails prints its file, line, expression and both values, and
+ * marks the current test case failed; the case goes on, so one run shows every
+ * failed check. REQUIRE stops the case at once (use it where going on would
+ * crash, for example after a NULL pointer).
+ *
+ * test_finish() prints one line "<binary>: N passed, N failed, N skipped",
+ * counting test cases, and returns the exit status (non-zero on any failure).
+ *
+ * Randomness: every case draws from test_rand(), seeded from one run seed.
+ * The seed is printed at the start; TEST_SEED=<seed> replays a run exactly.
+ * Each case is seeded from the run seed and its own name, so a case replays
+ * the same way whether it runs alone (TEST_ONLY=<name>) or with the others.
+ *
+ * Environment:
+ *     TEST_SEED=<n>      replay a run (decimal or 0x-hex)
+ *     TEST_ONLY=<name>   run only the cases whose name contains <name>
+ *     TEST_QUICK=1       scale op counts down (set automatically under Valgrind)
+ *     TEST_VERBOSE=1     print every passing case, not only the failures
+ */
+#ifndef COMMON_TEST_H
+#define COMMON_TEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+void test_init(int argc, char **argv);
+int test_finish(void);
+
+/* Runs one named case (skipped when TEST_ONLY does not match it). */
+void test_run(const char *name, void (*fn)(void));
+#define RUN_TEST(fn) test_run(#fn, fn)
+
+/* Marks the current case skipped, with the reason printed; return after it. */
+void test_skip(const char *reason);
+
+/* The run's seed, and the current case's random stream (splitmix64). */
+uint64_t test_seed(void);
+uint64_t test_rand(void);
+/* A uniform integer in [lo, hi] (inclusive). */
+size_t test_rand_range(size_t lo, size_t hi);
+
+/*
+ * n scaled for slow runs: n / 10 (at least 1) under Valgrind or with
+ * TEST_QUICK set, n otherwise. Op counts in randomized tests go through it.
+ */
+size_t test_scale(size_t n);
+
+/*
+ * Runs fn(arg) in a child process and reports whether it was killed by
+ * SIGABRT after writing `expect` somewhere on stderr. This is how tests prove
+ * that a double free or a foreign pointer is reported and stops the program.
+ */
+bool test_aborts_with(void (*fn)(void *), void *arg, const char *expect);
+
+/* Implementation of the check macros; they return the condition. */
+bool test_check(bool ok, const char *file, int line, const char *expr);
+bool test_check_u(bool ok, const char *file, int line, const char *expr,
+                  uintmax_t a, uintmax_t b);
+bool test_check_i(bool ok, const char *file, int line, const char *expr,
+                  intmax_t a, intmax_t b);
+bool test_check_p(bool ok, const char *file, int line, const char *expr,
+                  const void *a, const void *b);
+
+#define CHECK(cond) test_check((cond), __FILE__, __LINE__, #cond)
+
+/* Unsigned comparisons (sizes, offsets, addresses as uintptr_t). */
+#define CHECK_OP_U(a, op, b)                                                  \
+    test_check_u((uintmax_t)(a) op (uintmax_t)(b), __FILE__, __LINE__,        \
+                 #a " " #op " " #b, (uintmax_t)(a), (uintmax_t)(b))
+#define CHECK_EQ(a, b) CHECK_OP_U(a, ==, b)
+#define CHECK_NE(a, b) CHECK_OP_U(a, !=, b)
+#define CHECK_LT(a, b) CHECK_OP_U(a, <, b)
+#define CHECK_LE(a, b) CHECK_OP_U(a, <=, b)
+#define CHECK_GE(a, b) CHECK_OP_U(a, >=, b)
+
+/* Signed comparisons (return codes, errno). */
+#define CHECK_INT_EQ(a, b)                                                    \
+    test_check_i((intmax_t)(a) == (intmax_t)(b), __FILE__, __LINE__,          \
+                 #a " == " #b, (intmax_t)(a), (intmax_t)(b))
+
+#define CHECK_PTR_EQ(a, b)                                                    \
+    test_check_p((const void *)(a) == (const void *)(b), __FILE__, __LINE__,  \
+                 #a " == " #b, (const void *)(a), (const void *)(b))
+#define CHECK_NULL(p) CHECK_PTR_EQ(p, NULL)
+#define CHECK_NOT_NULL(p)                                                     \
+    test_check_p((const void *)(p) != NULL, __FILE__, __LINE__,               \
+                 #p " != NULL", (const void *)(p), NULL)
+
+/* Like CHECK, but ends the current case when the condition is false. */
+#define REQUIRE(cond)                                                         \
+    do {                                                                      \
+        if (!CHECK(cond))                                                     \
+            return;                                                           \
+    } while (0)
+
+#define CHECK_ABORTS(fn, arg, expect)                                         \
+    test_check(test_aborts_with((fn), (arg), (expect)), __FILE__, __LINE__,   \
+               "aborts with \"" expect "\": " #fn)
+
+#endif /* COMMON_TEST_H */
