@@ -152,9 +152,14 @@ bool test_check(bool ok, const char *file, int line, const char *expr)
     return ok;
 }
 
-bool test_check_u(bool ok, const char *file, int line, const char *expr,
-                  uintmax_t a, uintmax_t b)
+bool test_check_u(enum test_op op, uintmax_t a, uintmax_t b, const char *file,
+                  int line, const char *expr)
 {
+    bool ok = op == TEST_EQ   ? a == b
+              : op == TEST_NE ? a != b
+              : op == TEST_LT ? a < b
+              : op == TEST_LE ? a <= b
+                              : a >= b;
     if (!ok) {
         fail_header(file, line, expr);
         printf("    left  = %ju (0x%jx)\n    right = %ju (0x%jx)\n", a, a, b,
@@ -164,9 +169,10 @@ bool test_check_u(bool ok, const char *file, int line, const char *expr,
     return ok;
 }
 
-bool test_check_i(bool ok, const char *file, int line, const char *expr,
-                  intmax_t a, intmax_t b)
+bool test_check_i(intmax_t a, intmax_t b, const char *file, int line,
+                  const char *expr)
 {
+    bool ok = a == b;
     if (!ok) {
         fail_header(file, line, expr);
         printf("    left  = %jd\n    right = %jd\n", a, b);
@@ -175,9 +181,10 @@ bool test_check_i(bool ok, const char *file, int line, const char *expr,
     return ok;
 }
 
-bool test_check_p(bool ok, const char *file, int line, const char *expr,
-                  const void *a, const void *b)
+bool test_check_p(bool want_equal, const void *a, const void *b,
+                  const char *file, int line, const char *expr)
 {
+    bool ok = (a == b) == want_equal;
     if (!ok) {
         fail_header(file, line, expr);
         printf("    left  = %p\n    right = %p\n", a, b);

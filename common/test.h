@@ -66,39 +66,44 @@ size_t test_scale(size_t n);
  */
 bool test_aborts_with(void (*fn)(void *), void *arg, const char *expect);
 
-/* Implementation of the check macros; they return the condition. */
+/*
+ * Implementation of the check macros. Each operand is evaluated exactly once
+ * (it may be a call such as bump_alloc()), and the comparison is made here.
+ * They return whether the check held.
+ */
+enum test_op { TEST_EQ, TEST_NE, TEST_LT, TEST_LE, TEST_GE };
 bool test_check(bool ok, const char *file, int line, const char *expr);
-bool test_check_u(bool ok, const char *file, int line, const char *expr,
-                  uintmax_t a, uintmax_t b);
-bool test_check_i(bool ok, const char *file, int line, const char *expr,
-                  intmax_t a, intmax_t b);
-bool test_check_p(bool ok, const char *file, int line, const char *expr,
-                  const void *a, const void *b);
+bool test_check_u(enum test_op op, uintmax_t a, uintmax_t b, const char *file,
+                  int line, const char *expr);
+bool test_check_i(intmax_t a, intmax_t b, const char *file, int line,
+                  const char *expr);
+bool test_check_p(bool want_equal, const void *a, const void *b,
+                  const char *file, int line, const char *expr);
 
 #define CHECK(cond) test_check((cond), __FILE__, __LINE__, #cond)
 
 /* Unsigned comparisons (sizes, offsets, addresses as uintptr_t). */
-#define CHECK_OP_U(a, op, b)                                                  \
-    test_check_u((uintmax_t)(a) op (uintmax_t)(b), __FILE__, __LINE__,        \
-                 #a " " #op " " #b, (uintmax_t)(a), (uintmax_t)(b))
-#define CHECK_EQ(a, b) CHECK_OP_U(a, ==, b)
-#define CHECK_NE(a, b) CHECK_OP_U(a, !=, b)
-#define CHECK_LT(a, b) CHECK_OP_U(a, <, b)
-#define CHECK_LE(a, b) CHECK_OP_U(a, <=, b)
-#define CHECK_GE(a, b) CHECK_OP_U(a, >=, b)
+#define CHECK_OP_U(op, a, b, sym)                                             \
+    test_check_u(op, (uintmax_t)(a), (uintmax_t)(b), __FILE__, __LINE__,      \
+                 #a " " sym " " #b)
+#define CHECK_EQ(a, b) CHECK_OP_U(TEST_EQ, a, b, "==")
+#define CHECK_NE(a, b) CHECK_OP_U(TEST_NE, a, b, "!=")
+#define CHECK_LT(a, b) CHECK_OP_U(TEST_LT, a, b, "<")
+#define CHECK_LE(a, b) CHECK_OP_U(TEST_LE, a, b, "<=")
+#define CHECK_GE(a, b) CHECK_OP_U(TEST_GE, a, b, ">=")
 
-/* Signed comparisons (return codes, errno). */
+/* Signed equality (return codes, errno). */
 #define CHECK_INT_EQ(a, b)                                                    \
-    test_check_i((intmax_t)(a) == (intmax_t)(b), __FILE__, __LINE__,          \
-                 #a " == " #b, (intmax_t)(a), (intmax_t)(b))
+    test_check_i((intmax_t)(a), (intmax_t)(b), __FILE__, __LINE__,            \
+                 #a " == " #b)
 
 #define CHECK_PTR_EQ(a, b)                                                    \
-    test_check_p((const void *)(a) == (const void *)(b), __FILE__, __LINE__,  \
-                 #a " == " #b, (const void *)(a), (const void *)(b))
+    test_check_p(true, (const void *)(a), (const void *)(b), __FILE__,        \
+                 __LINE__, #a " == " #b)
 #define CHECK_NULL(p) CHECK_PTR_EQ(p, NULL)
 #define CHECK_NOT_NULL(p)                                                     \
-    test_check_p((const void *)(p) != NULL, __FILE__, __LINE__,               \
-                 #p " != NULL", (const void *)(p), NULL)
+    test_check_p(false, (const void *)(p), NULL, __FILE__, __LINE__,          \
+                 #p " != NULL")
 
 /* Like CHECK, but ends the current case when the condition is false. */
 #define REQUIRE(cond)                                                         \
