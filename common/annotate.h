@@ -22,7 +22,10 @@
  *
  * Which tool: compile with -DALLOC_TRACK_VALGRIND for Valgrind; ASan is
  * detected from the compiler (-fsanitize=address). Otherwise every word
- * compiles to nothing, and TRACK_ENABLED is 0.
+ * compiles to nothing, and TRACK_ENABLED is 0. -DALLOC_TRACK_OFF silences
+ * every word even under a tool: the experiment that shows what the tools miss
+ * without the annotations (`make misuse-01 EXTRA_CPPFLAGS=-DALLOC_TRACK_OFF`
+ * after a `make clean-01`).
  *
  * Rules that make the reports right (checked with Valgrind 3.19, GCC 12 ASan):
  *   - Get superblocks from mmap, and mark them no-access at once.
@@ -54,7 +57,9 @@
 
 /* ---- Which tool is watching ------------------------------------------- */
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(ALLOC_TRACK_OFF)
+#undef ALLOC_TRACK_VALGRIND
+#elif defined(__SANITIZE_ADDRESS__)
 #define TRACK_ASAN 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
