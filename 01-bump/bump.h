@@ -1,0 +1,108 @@
+/*
+ * bump.h: a bump allocator (also called a linear or arena allocator).
+ *
+ * One region of memory, one offset. Allocating aligns the offset and moves it
+ * forward; nothing is freed one by one. bump_reset() frees everything at once;
+ * bump_mark() and bump_rewind() free everything allocated since a mark, for
+ * scoped, temporary memory. See bump.c for the algorithm and the layout.
+ *
+ * Not thread-safe: one region belongs to one thread at a time.
+ */
+#ifndef BUMP_H
+#define BUMP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* The alignment of bump_alloc(): enough for any C object (max_align_t). */
+#define BUMP_DEFAULT_ALIGN 16
+
+/*
+ * A region. Fields are public so that a student can print them in a debugger,
+ * but only the bump_* functions change them.
+ *
+ * Invariants (bump_check() verifies them):
+ *     requested <= offset <= high_water <= capacity
+ *     allocations <= offset          (every allocation takes at least 1 byte)
+ *     allocations == 0  implies  offset == 0
+ */
+typedef struct bump {
+    unsigned char *base; /* first byte of the region */
+    size_t capacity;     /* bytes in the region */
+    size_t offset;       /* bytes in use: the next block starts at or after
+                            base + offset (after alignment) */
+    size_t high_water;   /* the largest offset reached since init */
+    size_t allocations;  /* blocks handed out since init, reset or rewind */
+    size_t requested;    /* bytes those blocks asked for: offset - requested
+                            is what alignment and redzones cost */
+    bool owns_memory;    /* region came from mmap: bump_destroy unmaps it */
+} bump_t;
+
+/* A saved position; bump_rewind() goes back to it. Cheap to copy. */
+typedef struct bump_mark {
+    const unsigned char *base; /* the region it belongs to (checked) */
+    size_t offset, allocations, requested;
+} bump_mark_t;
+
+typedef struct bump_stats {
+    size_t capacity;    /* bytes in the region */
+    size_t used;        /* bytes in use, padding and redzones included */
+    size_t requested;   /* bytes the live blocks asked for */
+    size_t high_water;  /* the most ever in use at once */
+    size_t allocations; /* live blocks */
+} bump_stats_t;
+
+/*
+ * Starts a region over the caller's buffer (any alignment; the buffer must
+ * outlive the region). Returns 0, or -1 with errno = EINVAL if buf is NULL
+ * or size is 0.
+ */
+int bump_init(bump_t *b, void *buf, size_t size);
+
+/*
+ * Starts a region of at least `size` bytes obtained from the OS with mmap
+ * (rounded up to whole pages). Returns 0, or -1 with errno = ENOMEM.
+ */
+int bump_init_mmap(bump_t *b, size_t size);
+
+/* Ends a region: unmaps it if it came from mmap. Every block dies. */
+void bump_destroy(bump_t *b);
+
+/*
+ * A block of `size` bytes aligned to BUMP_DEFAULT_ALIGN, or NULL with
+ * errno = ENOMEM when the region cannot hold it (nothing is consumed then).
+ * size 0 gives a unique 1-byte block, so two calls never return one pointer.
+ */
+void *bump_alloc(bump_t *b, size_t size);
+
+/*
+ * The same with an explicit alignment: a power of two from 1 to the OS page
+ * size. Any other alignment gives NULL with errno = EINVAL.
+ */
+void *bump_alloc_aligned(bump_t *b, size_t size, size_t align);
+
+/* Frees every block at once: the offset goes back to 0. O(1). */
+void bump_reset(bump_t *b);
+
+/* Saves the current position. */
+bump_mark_t bump_mark(const bump_t *b);
+
+/*
+ * Frees every block allocated since mark `m`. Marks nest like a stack:
+ * rewinding to an outer mark also discards the inner ones. A mark from
+ * another region, or one that is past the current offset (already rewound
+ * over, or the region was reset since), is a caller bug: it is reported
+ * and the program stops.
+ */
+void bump_rewind(bump_t *b, bump_mark_t m);
+
+bump_stats_t bump_stats(const bump_t *b);
+
+/* True when the invariants above hold. */
+bool bump_check(const bump_t *b);
+
+/* Draws the region as a bar of cells: used, released, never used. */
+void bump_dump(const bump_t *b, FILE *out);
+
+#endif /* BUMP_H */

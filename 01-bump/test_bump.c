@@ -1,0 +1,488 @@
+/*
+ * test_bump.c: unit tests of every bump_* function and error path, a
+ * randomized run with bump_check() after every operation, proof that
+ * bump_check() catches a broken region, and the conformance suite in its
+ * no-free mode.
+ */
+#include "bump.h"
+#include "conform.h"
+#include "test.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PAGE ((size_t)sysconf(_SC_PAGESIZE))
+
+/* A caller's buffer that starts 1 byte past a 16-byte boundary, so that the
+ * allocator has to align addresses, not offsets. */
+static _Alignas(16) unsigned char buffer[4096 + 1];
+#define ODD_BUF (buffer + 1)
+#define ODD_LEN (sizeof buffer - 1)
+
+static bool is_aligned(const void *p, size_t a) { return (uintptr_t)p % a == 0; }
+
+/* ---- Creating and ending regions ----------------------------------------- */
+
+static void test_init_over_caller_buffer(void)
+{
+    bump_t b;
+    REQUIRE(bump_init(&b, ODD_BUF, ODD_LEN) == 0);
+    bump_stats_t s = bump_stats(&b);
+    CHECK_EQ(s.capacity, ODD_LEN);
+    CHECK_EQ(s.used, 0);
+    CHECK_EQ(s.allocations, 0);
+    CHECK(bump_check(&b));
+    CHECK(!b.owns_memory);
+    unsigned char *p = bump_alloc(&b, 10);
+    CHECK(p >= ODD_BUF && p + 10 <= ODD_BUF + ODD_LEN);
+    bump_destroy(&b);
+    /* The buffer is the caller's again: writable everywhere (under ASan a
+     * byte still poisoned by the region would be reported here). */
+    memset(buffer, 0x5A, sizeof buffer);
+    CHECK_EQ(buffer[sizeof buffer - 1], 0x5A);
+}
+
+static void test_init_rejects_bad_arguments(void)
+{
+    bump_t b;
+    errno = 0;
+    CHECK_INT_EQ(bump_init(&b, NULL, 100), -1);
+    CHECK_INT_EQ(errno, EINVAL);
+    errno = 0;
+    CHECK_INT_EQ(bump_init(&b, buffer, 0), -1);
+    CHECK_INT_EQ(errno, EINVAL);
+}
+
+static void test_init_mmap_rounds_to_pages(void)
+{
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, PAGE + 1) == 0);
+    CHECK_EQ(b.capacity, 2 * PAGE);
+    CHECK(b.owns_memory);
+    CHECK(is_aligned(b.base, PAGE));
+    CHECK(bump_check(&b));
+    /* the whole capacity is usable */
+    unsigned char *p = bump_alloc(&b, PAGE);
+    REQUIRE(p != NULL);
+    memset(p, 1, PAGE);
+    bump_destroy(&b);
+}
+
+static void test_init_mmap_refuses_impossible_sizes(void)
+{
+    bump_t b;
+    size_t sizes[] = {0, SIZE_MAX, SIZE_MAX - PAGE + 2, SIZE_MAX / 2 + 1};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        errno = 0;
+        CHECK_INT_EQ(bump_init_mmap(&b, sizes[i]), -1);
+        CHECK_INT_EQ(errno, ENOMEM);
+    }
+}
+
+/* ---- Allocating ------------------------------------------------------------ */
+
+static void test_alloc_aligns_in_unaligned_buffer(void)
+{
+    bump_t b;
+    REQUIRE(bump_init(&b, ODD_BUF, ODD_LEN) == 0);
+    for (size_t size = 1; size <= 40; size++) {
+        void *p = bump_alloc(&b, size);
+        REQUIRE(p != NULL);
+        CHECK(is_aligned(p, BUMP_DEFAULT_ALIGN));
+    }
+    bump_destroy(&b);
+}
+
+static void test_blocks_follow_each_other(void)
+{
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, PAGE) == 0);
+    unsigned char *prev = bump_alloc(&b, 24);
+    size_t prev_size = 24;
+    for (int i = 0; i < 20; i++) {
+        size_t size = 1 + (size_t)i * 7;
+        unsigned char *p = bump_alloc(&b, size);
+        REQUIRE(p != NULL);
+        /* after the previous block, and no further than its end plus the
+         * redzone and the alignment padding */
+        CHECK(p >= prev + prev_size);
+        CHECK_LE(p - (prev + prev_size), 16 + BUMP_DEFAULT_ALIGN - 1);
+        prev = p;
+        prev_size = size;
+    }
+    bump_destroy(&b);
+}
+
+static void test_alloc_zero_gives_unique_pointers(void)
+{
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, PAGE) == 0);
+    void *a = bump_alloc(&b, 0);
+    void *c = bump_alloc(&b, 0);
+    CHECK_NOT_NULL(a);
+    CHECK_NOT_NULL(c);
+    CHECK(a != c);
+    CHECK_EQ(bump_stats(&b).allocations, 2);
+    bump_destroy(&b);
+}
+
+static void test_alloc_until_full_then_smaller_fits(void)
+{
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, PAGE) == 0);
+    size_t n = 0;
+    while (bump_alloc(&b, 100) != NULL)
+        n++;
+    CHECK_INT_EQ(errno, ENOMEM);
+    CHECK_GE(n * 100, PAGE / 2); /* most of the page went to blocks */
+    /* a failed call consumes nothing */
+    bump_stats_t before = bump_stats(&b);
+    CHECK_NULL(bump_alloc(&b, 100));
+    bump_stats_t after = bump_stats(&b);
+    CHECK_EQ(after.used, before.used);
+    CHECK_EQ(after.allocations, n);
+    CHECK_EQ(after.requested, before.requested);
+    CHECK_LE(before.used, PAGE);
+    /* a request that fits what is left still succeeds, if anything is left */
+    size_t left = PAGE - before.used;
+    if (left > 32) {
+        CHECK_NOT_NULL(bump_alloc(&b, 1));
+    }
+    CHECK(bump_check(&b));
+    bump_destroy(&b);
+}
+
+static void test_huge_sizes_do_not_wrap(void)
+{
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, PAGE) == 0);
+    (void)bump_alloc(&b, 3); /* so the offset is not 0 */
+    bump_stats_t before = bump_stats(&b);
+    size_t sizes[] = {SIZE_MAX,     SIZE_MAX - 1, SIZE_MAX - 15,
+                      SIZE_MAX / 2, PAGE,         PAGE - before.used + 1};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        errno = 0;
+        CHECK_NULL(bump_alloc(&b, sizes[i]));
+        CHECK_INT_EQ(errno, ENOMEM);
+        errno = 0;
+        CHECK_NULL(bump_alloc_aligned(&b, sizes[i], 64));
+        CHECK_INT_EQ(errno, ENOMEM);
+    }
+    bump_stats_t after = bump_stats(&b);
+    CHECK_EQ(after.used, before.used);
+    CHECK_EQ(after.allocations, before.allocations);
+    bump_destroy(&b);
+}
+
+static void test_alloc_aligned_every_power_of_two(void)
+{
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, 16 * PAGE) == 0);
+    for (size_t align = 1; align <= PAGE; align *= 2) {
+        (void)bump_alloc(&b, 1); /* disturb the alignment */
+        void *p = bump_alloc_aligned(&b, 5, align);
+        REQUIRE(p != NULL);
+        CHECK(is_aligned(p, align));
+    }
+    CHECK(bump_check(&b));
+    bump_destroy(&b);
+}
+
+static void test_alloc_aligned_rejects_bad_alignment(void)
+{
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, PAGE) == 0);
+    size_t bad[] = {0, 3, 24, 48, PAGE * 2, SIZE_MAX, (SIZE_MAX >> 1) + 1};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        errno = 0;
+        CHECK_NULL(bump_alloc_aligned(&b, 8, bad[i]));
+        CHECK_INT_EQ(errno, EINVAL);
+    }
+    CHECK_EQ(bump_stats(&b).used, 0);
+    bump_destroy(&b);
+}
+
+/* ---- Freeing in bulk ------------------------------------------------------- */
+
+static void test_reset_frees_everything(void)
+{
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, PAGE) == 0);
+    void *first = bump_alloc(&b, 40);
+    for (int i = 0; i < 10; i++)
+        (void)bump_alloc(&b, 64);
+    size_t used = bump_stats(&b).used;
+    bump_reset(&b);
+    bump_stats_t s = bump_stats(&b);
+    CHECK_EQ(s.used, 0);
+    CHECK_EQ(s.allocations, 0);
+    CHECK_EQ(s.requested, 0);
+    CHECK_EQ(s.high_water, used); /* the high-water mark survives a reset */
+    CHECK(bump_check(&b));
+    CHECK_PTR_EQ(bump_alloc(&b, 40), first); /* the memory is reused */
+    bump_destroy(&b);
+}
+
+static void test_mark_rewind_restores_position_and_stats(void)
+{
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, PAGE) == 0);
+    (void)bump_alloc(&b, 10);
+    bump_stats_t at_mark = bump_stats(&b);
+    bump_mark_t m = bump_mark(&b);
+    void *scratch = bump_alloc(&b, 200);
+    (void)bump_alloc(&b, 300);
+    bump_rewind(&b, m);
+    bump_stats_t s = bump_stats(&b);
+    CHECK_EQ(s.used, at_mark.used);
+    CHECK_EQ(s.allocations, at_mark.allocations);
+    CHECK_EQ(s.requested, at_mark.requested);
+    CHECK_GE(s.high_water, at_mark.used + 500);
+    CHECK_PTR_EQ(bump_alloc(&b, 200), scratch);
+    CHECK(bump_check(&b));
+    bump_destroy(&b);
+}
+
+static void test_marks_nest(void)
+{
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, PAGE) == 0);
+    bump_mark_t outer = bump_mark(&b);
+    (void)bump_alloc(&b, 30);
+    bump_mark_t inner = bump_mark(&b);
+    (void)bump_alloc(&b, 30);
+    bump_rewind(&b, inner);
+    CHECK_EQ(bump_stats(&b).allocations, 1);
+    bump_rewind(&b, inner); /* rewinding to the same mark twice is fine */
+    bump_rewind(&b, outer);
+    CHECK_EQ(bump_stats(&b).allocations, 0);
+    CHECK_EQ(bump_stats(&b).used, 0);
+    CHECK(bump_check(&b));
+    bump_destroy(&b);
+}
+
+/* Misuse: each runs in a child process, which must abort with a message. */
+static void rewind_past_offset(void *arg)
+{
+    (void)arg;
+    bump_t b;
+    bump_init(&b, buffer, sizeof buffer);
+    (void)bump_alloc(&b, 30);
+    bump_mark_t inner = bump_mark(&b);
+    bump_reset(&b);
+    bump_rewind(&b, inner); /* the reset already went below this mark */
+}
+
+static void rewind_other_region(void *arg)
+{
+    (void)arg;
+    static unsigned char other_buf[256];
+    bump_t b, other;
+    bump_init(&b, buffer, sizeof buffer);
+    bump_init(&other, other_buf, sizeof other_buf);
+    bump_mark_t m = bump_mark(&other);
+    bump_rewind(&b, m);
+}
+
+static void test_rewind_misuse_is_reported(void)
+{
+    CHECK_ABORTS(rewind_past_offset, NULL,
+                 "01-bump: bump_rewind(0x");
+    CHECK_ABORTS(rewind_past_offset, NULL, "mark is past the current offset");
+    CHECK_ABORTS(rewind_other_region, NULL, "mark belongs to another region");
+}
+
+/* ---- The checker and the drawing ------------------------------------------ */
+
+static void test_check_catches_broken_regions(void)
+{
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, PAGE) == 0);
+    (void)bump_alloc(&b, 100);
+    REQUIRE(bump_check(&b));
+    /* Break copies of the state, one invariant at a time. */
+    bump_t bad = b;
+    bad.offset = bad.capacity + 16;
+    CHECK(!bump_check(&bad));
+    bad = b;
+    bad.high_water = bad.offset - 1;
+    CHECK(!bump_check(&bad));
+    bad = b;
+    bad.requested = bad.offset + 1;
+    CHECK(!bump_check(&bad));
+    bad = b;
+    bad.allocations = 0;
+    CHECK(!bump_check(&bad));
+    bad = b;
+    bad.base = NULL;
+    CHECK(!bump_check(&bad));
+    CHECK(bump_check(&b));
+    bump_destroy(&b);
+}
+
+static void test_dump_draws_the_region(void)
+{
+    bump_t b;
+    REQUIRE(bump_init(&b, buffer, 4096) == 0);
+    (void)bump_alloc(&b, 1000);
+    bump_mark_t m = bump_mark(&b);
+    (void)bump_alloc(&b, 1000);
+    bump_rewind(&b, m);
+    char out[1024] = {0};
+    FILE *f = fmemopen(out, sizeof out - 1, "w");
+    REQUIRE(f != NULL);
+    bump_dump(&b, f);
+    fclose(f);
+    CHECK(strstr(out, "4096 B capacity") != NULL);
+    CHECK(strstr(out, "1 block") != NULL);
+    /* in use, then released up to the high-water mark, then never used */
+    const char *bar = strstr(out, "|#");
+    REQUIRE(bar != NULL);
+    const char *colon = strchr(bar, ':');
+    const char *dot = strchr(bar, '.');
+    CHECK(colon != NULL && dot != NULL && colon < dot);
+    size_t hashes = strspn(bar + 1, "#");
+    size_t colons = strspn(bar + 1 + hashes, ":");
+    CHECK(hashes >= 14 && hashes <= 17);  /* ~1000 of 4096 B, 64 cells */
+    CHECK(colons >= 14 && colons <= 17);
+    bump_destroy(&b);
+}
+
+/* ---- A randomized run, checked after every operation ----------------------- */
+
+#define MAX_LIVE 512
+
+typedef struct live_block {
+    unsigned char *p;
+    size_t size;
+    unsigned char tag;
+} live_block;
+
+/* Every live block still holds its tag, every byte of it. */
+static bool blocks_intact(const live_block *live, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < live[i].size; j++)
+            if (live[i].p[j] != live[i].tag)
+                return false;
+    return true;
+}
+
+static void test_random_ops_keep_invariants(void)
+{
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, 64 * 1024) == 0);
+    static live_block live[MAX_LIVE];
+    size_t nlive = 0;
+    bump_mark_t marks[8];
+    size_t mark_nlive[8];
+    size_t nmarks = 0;
+    size_t ops = test_scale(4000);
+    for (size_t op = 0; op < ops; op++) {
+        unsigned r = (unsigned)test_rand_range(0, 99);
+        if (r < 80 && nlive < MAX_LIVE) { /* allocate */
+            size_t size = test_rand_range(0, 300);
+            size_t align = (size_t)1 << test_rand_range(0, 8);
+            unsigned char *p = r < 60 ? bump_alloc(&b, size)
+                                      : bump_alloc_aligned(&b, size, align);
+            if (p == NULL) {
+                CHECK_INT_EQ(errno, ENOMEM);
+                bump_reset(&b);
+                nlive = 0;
+                nmarks = 0;
+            } else {
+                CHECK(is_aligned(p, r < 60 ? BUMP_DEFAULT_ALIGN : align));
+                CHECK(p >= b.base && p + size <= b.base + b.capacity);
+                unsigned char tag = (unsigned char)test_rand();
+                memset(p, tag, size);
+                live[nlive++] = (live_block){p, size, tag};
+            }
+        } else if (r < 90 && nmarks < 8) { /* mark */
+            mark_nlive[nmarks] = nlive;
+            marks[nmarks++] = bump_mark(&b);
+        } else if (r < 98 && nmarks > 0) { /* rewind to a random mark */
+            size_t k = test_rand_range(0, nmarks - 1);
+            bump_rewind(&b, marks[k]);
+            nlive = mark_nlive[k];
+            nmarks = k + 1; /* inner marks are gone; mark k stays valid */
+            CHECK_EQ(bump_stats(&b).allocations, nlive);
+        } else { /* reset */
+            bump_reset(&b);
+            nlive = 0;
+            nmarks = 0;
+        }
+        REQUIRE(bump_check(&b));
+        CHECK_EQ(bump_stats(&b).allocations, nlive);
+        /* checking every byte after every op is O(n^2): do it often, not
+         * always */
+        if (op % 16 == 0)
+            REQUIRE(blocks_intact(live, nlive));
+    }
+    CHECK(blocks_intact(live, nlive));
+    bump_destroy(&b);
+}
+
+/* ---- The conformance suite, no-free mode ------------------------------------- */
+
+#define CONFORM_REGION (1u << 20)
+
+static void *c_create(void)
+{
+    bump_t *b = malloc(sizeof *b);
+    if (b && bump_init_mmap(b, CONFORM_REGION) != 0) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+static void c_destroy(void *a)
+{
+    bump_destroy(a);
+    free(a);
+}
+
+static void *c_alloc(void *a, size_t size) { return bump_alloc(a, size); }
+static void c_reset(void *a) { bump_reset(a); }
+static bool c_check(void *a) { return bump_check(a); }
+
+static const conform_ops bump_ops = {
+    .name = "01-bump",
+    .caps = CONFORM_ANY_SIZE,
+    .align = BUMP_DEFAULT_ALIGN,
+    .max_size = 64 * 1024,
+    .capacity = CONFORM_REGION,
+    .create = c_create,
+    .destroy = c_destroy,
+    .alloc = c_alloc,
+    .reset = c_reset,
+    .check = c_check,
+};
+
+int main(int argc, char **argv)
+{
+    test_init(argc, argv);
+    RUN_TEST(test_init_over_caller_buffer);
+    RUN_TEST(test_init_rejects_bad_arguments);
+    RUN_TEST(test_init_mmap_rounds_to_pages);
+    RUN_TEST(test_init_mmap_refuses_impossible_sizes);
+    RUN_TEST(test_alloc_aligns_in_unaligned_buffer);
+    RUN_TEST(test_blocks_follow_each_other);
+    RUN_TEST(test_alloc_zero_gives_unique_pointers);
+    RUN_TEST(test_alloc_until_full_then_smaller_fits);
+    RUN_TEST(test_huge_sizes_do_not_wrap);
+    RUN_TEST(test_alloc_aligned_every_power_of_two);
+    RUN_TEST(test_alloc_aligned_rejects_bad_alignment);
+    RUN_TEST(test_reset_frees_everything);
+    RUN_TEST(test_mark_rewind_restores_position_and_stats);
+    RUN_TEST(test_marks_nest);
+    RUN_TEST(test_rewind_misuse_is_reported);
+    RUN_TEST(test_check_catches_broken_regions);
+    RUN_TEST(test_dump_draws_the_region);
+    RUN_TEST(test_random_ops_keep_invariants);
+    conform_run(&bump_ops);
+    return test_finish();
+}
