@@ -19,12 +19,17 @@ all:
 # Every stage's tests in every flavour, under every tool; one total line last.
 # A failing stage does not stop the others: the total says what failed.
 test:
+	@mkdir -p build && rm -f build/results.txt
 	@for s in $(SELFTEST) $(STAGES); do \
 	  echo "== $$s"; \
-	  $(MAKE) -C $$s test || true; \
-	done
+	  if ! $(MAKE) -C $$s test; then \
+	    cat $$s/build/results.txt 2>/dev/null | awk -F'\t' '{ f += $$3 } END { exit f > 0 }' && \
+	      printf '%s\t0\t1\t0\n' "$$s (did not build or run)" >> build/results.txt; \
+	  fi; \
+	done; true
 	@echo "== all stages"
-	@common/tally.sh --total $(SELFTEST)/build/results.txt $(addsuffix /build/results.txt,$(STAGES))
+	@common/tally.sh --total total build/results.txt $(SELFTEST)/build/results.txt \
+	  $(addsuffix /build/results.txt,$(STAGES))
 
 demo:
 	@for s in $(STAGES); do $(MAKE) -C $$s demo || exit 1; done
@@ -40,6 +45,7 @@ format:
 
 clean:
 	@for s in $(SELFTEST) $(STAGES); do $(MAKE) -C $$s clean; done
+	rm -rf build
 
 # Per-stage targets: test-01, demo-02, valgrind-03, ... A stage that does not
 # exist yet is skipped with a note rather than an error.

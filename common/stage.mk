@@ -95,7 +95,7 @@ test valgrind asan misuse:
 	@rm -f $(RESULTS)
 	@$(MAKE) --no-print-directory $(if $(filter test,$@),run-unit run-valgrind run-asan \
 	  $(if $(MISUSE),run-misuse),run-$@)
-	@$(COMMON)/tally.sh --total $(RESULTS)
+	@$(COMMON)/tally.sh --total $(STAGE) $(RESULTS)
 
 run-unit: $(addprefix build/debug/,$(TESTS)) $(addprefix build/release/,$(TESTS))
 	@for t in $(TESTS); do \

@@ -3,8 +3,8 @@
 #
 #   tally.sh RESULTS LABEL CMD [ARGS...]   run CMD, add "LABEL<TAB>P<TAB>F<TAB>S"
 #                                          to RESULTS, print one line
-#   tally.sh --total RESULTS...            sum the files, print
-#                                          "total: N passed, N failed, N skipped",
+#   tally.sh --total NAME RESULTS...       sum the files, print
+#                                          "NAME: N passed, N failed, N skipped",
 #                                          exit 1 if anything failed
 #
 # A command reports its counts with a last line "... N passed, N failed[, N
@@ -15,10 +15,11 @@
 set -u
 
 if [ "${1:-}" = "--total" ]; then
-  shift
-  cat "$@" 2>/dev/null | awk -F'\t' '
+  name=$2
+  shift 2
+  cat "$@" 2>/dev/null | awk -F'\t' -v name="$name" '
     { p += $2; f += $3; s += $4 }
-    END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s; exit (f > 0) }'
+    END { printf "%s: %d passed, %d failed, %d skipped\n", name, p, f, s; exit (f > 0) }'
   exit $?
 fi
 
