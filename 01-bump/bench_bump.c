@@ -45,9 +45,9 @@ static void make_sizes(size_t ops, size_t lo, size_t hi, bool log_uniform)
         x ^= x >> 7;
         x ^= x << 17;
         if (log_uniform) { /* as many sizes in 16-32 as in 2048-4096 */
-            size_t shift = (size_t)(x % 9);               /* 16 << 0..8 */
+            size_t shift = (size_t)(x % 9); /* 16 << 0..8 */
             size_t base = lo << shift;
-            sizes[i] = base + (size_t)((x >> 8) % base);   /* [base, 2base) */
+            sizes[i] = base + (size_t)((x >> 8) % base); /* [base, 2base) */
             if (sizes[i] > hi)
                 sizes[i] = hi;
         } else {
@@ -61,7 +61,7 @@ static size_t region_for(size_t ops)
 {
     size_t total = 0;
     for (size_t i = 0; i < ops; i++)
-        total += sizes[i] + 2 * BUMP_DEFAULT_ALIGN;
+        total += sizes[i] + 2 * (size_t)BUMP_DEFAULT_ALIGN;
     return total;
 }
 
@@ -71,7 +71,7 @@ static void free_all(size_t ops)
         free(ptrs[i]);
 }
 
-/* ---- Allocation only: small and mixed sizes --------------------------------- */
+/* ---- Allocation only: small and mixed sizes ---- */
 
 static void alloc_only_stage(bench_t *bt, size_t ops, bool touch)
 {
@@ -140,7 +140,7 @@ static void mixed_system(bench_t *b, size_t ops)
     alloc_only_system(b, ops, false);
 }
 
-/* ---- Scratch memory: mark, a few temporaries, rewind ------------------------ */
+/* ---- Scratch memory: mark, a few temporaries, rewind ---- */
 
 #define SCRATCH_BLOCKS 8 /* temporaries per round */
 
@@ -148,7 +148,7 @@ static void scratch_stage(bench_t *bt, size_t ops)
 {
     make_sizes(ops, 16, 256, false);
     bump_t b;
-    if (bump_init_mmap(&b, 64 * 1024) != 0)
+    if (bump_init_mmap(&b, (size_t)64 * 1024) != 0)
         exit(1);
     bench_start(bt);
     for (size_t i = 0; i + SCRATCH_BLOCKS <= ops; i += SCRATCH_BLOCKS) {

@@ -57,11 +57,25 @@
  * 16-byte aligned, which ASan's 8-byte granules need. */
 static const size_t BUMP_REDZONE = TRACK_ENABLED ? 16 : 0;
 
-static bool is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+static bool is_power_of_two(size_t x)
+{
+    return x != 0 && (x & (x - 1)) == 0;
+}
 
-static size_t os_page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
+static size_t os_page_size(void)
+{
+    return (size_t)sysconf(_SC_PAGESIZE);
+}
 
-/* ---- Creating and ending a region ----------------------------------------- */
+/* Do pad, then size, then redzone bytes fit in `left`? Each step subtracts
+ * from what is left rather than adding to the request, so a size near
+ * SIZE_MAX cannot wrap around and pass. */
+static bool fits(size_t left, size_t pad, size_t size, size_t redzone)
+{
+    return pad <= left && size <= left - pad && redzone <= left - pad - size;
+}
+
+/* ---- Creating and ending a region ---- */
 
 /* Common to both kinds of region: the fields, and the tools told that no
  * byte is handed out yet. The region's base is the mempool's handle. */
@@ -119,13 +133,9 @@ void bump_destroy(bump_t *b)
     memset(b, 0, sizeof *b);
 }
 
-/* ---- Allocating: the fast path -------------------------------------------- */
+/* ---- Allocating: the fast path ---- */
 
-/*
- * Steps 1-3 of the file header. Every size check is written as a
- * subtraction from what is left, never as an addition to the request, so a
- * size near SIZE_MAX cannot wrap around and pass.
- */
+/* Steps 1-3 of the file header, for an alignment already validated. */
 static void *bump_alloc_unchecked(bump_t *b, size_t size, size_t align)
 {
     if (size == 0)
@@ -138,9 +148,7 @@ static void *bump_alloc_unchecked(bump_t *b, size_t size, size_t align)
     size_t pad = (size_t)(-addr & (align - 1));
 
     /* 2. Fit: pad, then the block, then its redzone, in what is left. */
-    size_t left = b->capacity - b->offset;
-    if (pad > left || size > left - pad ||
-        BUMP_REDZONE > left - pad - size) {
+    if (!fits(b->capacity - b->offset, pad, size, BUMP_REDZONE)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -174,7 +182,7 @@ void *bump_alloc_aligned(bump_t *b, size_t size, size_t align)
     return bump_alloc_unchecked(b, size, align);
 }
 
-/* ---- Freeing in bulk ------------------------------------------------------- */
+/* ---- Freeing in bulk ---- */
 
 /* Releases every byte from `to` up to the offset: the tools forget the blocks
  * there and make the bytes no-access, and checked builds fill them, so a
@@ -215,7 +223,7 @@ void bump_rewind(bump_t *b, bump_mark_t m)
     b->requested = m.requested;
 }
 
-/* ---- Looking inside ---------------------------------------------------------- */
+/* ---- Looking inside ---- */
 
 bump_stats_t bump_stats(const bump_t *b)
 {
@@ -253,20 +261,22 @@ void bump_dump(const bump_t *b, FILE *out)
             "region %p: %zu B capacity, %zu B in use (%zu asked for, %zu "
             "padding%s), high water %zu B, %zu block%s\n",
             (void *)b->base, b->capacity, b->offset, b->requested,
-            b->offset - b->requested,
-            BUMP_REDZONE ? " and redzones" : "", b->high_water,
-            b->allocations, b->allocations == 1 ? "" : "s");
+            b->offset - b->requested, BUMP_REDZONE ? " and redzones" : "",
+            b->high_water, b->allocations, b->allocations == 1 ? "" : "s");
     char row[DUMP_CELLS + 1];
     for (size_t i = 0; i < DUMP_CELLS; i++) {
         /* the byte in the middle of the cell decides its look */
-        size_t mid = (size_t)(((double)i + 0.5) * (double)b->capacity /
-                              DUMP_CELLS);
-        row[i] = mid < b->offset ? '#' : mid < b->high_water ? ':' : '.';
+        size_t mid =
+            (size_t)(((double)i + 0.5) * (double)b->capacity / DUMP_CELLS);
+        row[i] = (char)(mid < b->offset       ? '#'
+                        : mid < b->high_water ? ':'
+                                              : '.');
     }
     row[DUMP_CELLS] = '\0';
     fprintf(out, "  0%*zu\n", DUMP_CELLS + 1, b->capacity);
     fprintf(out, "  |%s|\n", row);
-    fprintf(out, "  # in use   : released (below the high-water mark)   "
-                 ". never used   (1 cell = %zu B)\n",
+    fprintf(out,
+            "  # in use   : released (below the high-water mark)   "
+            ". never used   (1 cell = %zu B)\n",
             (b->capacity + DUMP_CELLS - 1) / DUMP_CELLS);
 }

@@ -22,9 +22,12 @@ static _Alignas(16) unsigned char buffer[4096 + 1];
 #define ODD_BUF (buffer + 1)
 #define ODD_LEN (sizeof buffer - 1)
 
-static bool is_aligned(const void *p, size_t a) { return (uintptr_t)p % a == 0; }
+static bool is_aligned(const void *p, size_t a)
+{
+    return (uintptr_t)p % a == 0;
+}
 
-/* ---- Creating and ending regions ----------------------------------------- */
+/* ---- Creating and ending regions ---- */
 
 static void test_init_over_caller_buffer(void)
 {
@@ -82,7 +85,7 @@ static void test_init_mmap_refuses_impossible_sizes(void)
     }
 }
 
-/* ---- Allocating ------------------------------------------------------------ */
+/* ---- Allocating ---- */
 
 static void test_alloc_aligns_in_unaligned_buffer(void)
 {
@@ -205,7 +208,7 @@ static void test_alloc_aligned_rejects_bad_alignment(void)
     bump_destroy(&b);
 }
 
-/* ---- Freeing in bulk ------------------------------------------------------- */
+/* ---- Freeing in bulk ---- */
 
 static void test_reset_frees_everything(void)
 {
@@ -289,13 +292,12 @@ static void rewind_other_region(void *arg)
 
 static void test_rewind_misuse_is_reported(void)
 {
-    CHECK_ABORTS(rewind_past_offset, NULL,
-                 "01-bump: bump_rewind(0x");
+    CHECK_ABORTS(rewind_past_offset, NULL, "01-bump: bump_rewind(0x");
     CHECK_ABORTS(rewind_past_offset, NULL, "mark is past the current offset");
     CHECK_ABORTS(rewind_other_region, NULL, "mark belongs to another region");
 }
 
-/* ---- The checker and the drawing ------------------------------------------ */
+/* ---- The checker and the drawing ---- */
 
 static void test_check_catches_broken_regions(void)
 {
@@ -346,12 +348,12 @@ static void test_dump_draws_the_region(void)
     CHECK(colon != NULL && dot != NULL && colon < dot);
     size_t hashes = strspn(bar + 1, "#");
     size_t colons = strspn(bar + 1 + hashes, ":");
-    CHECK(hashes >= 14 && hashes <= 17);  /* ~1000 of 4096 B, 64 cells */
+    CHECK(hashes >= 14 && hashes <= 17); /* ~1000 of 4096 B, 64 cells */
     CHECK(colons >= 14 && colons <= 17);
     bump_destroy(&b);
 }
 
-/* ---- A randomized run, checked after every operation ----------------------- */
+/* ---- A randomized run, checked after every operation ---- */
 
 #define MAX_LIVE 512
 
@@ -374,7 +376,7 @@ static bool blocks_intact(const live_block *live, size_t n)
 static void test_random_ops_keep_invariants(void)
 {
     bump_t b;
-    REQUIRE(bump_init_mmap(&b, 64 * 1024) == 0);
+    REQUIRE(bump_init_mmap(&b, (size_t)64 * 1024) == 0);
     static live_block live[MAX_LIVE];
     size_t nlive = 0;
     bump_mark_t marks[8];
@@ -425,7 +427,7 @@ static void test_random_ops_keep_invariants(void)
     bump_destroy(&b);
 }
 
-/* ---- The conformance suite, no-free mode ------------------------------------- */
+/* ---- The conformance suite, no-free mode ---- */
 
 #define CONFORM_REGION (1u << 20)
 
@@ -445,15 +447,24 @@ static void c_destroy(void *a)
     free(a);
 }
 
-static void *c_alloc(void *a, size_t size) { return bump_alloc(a, size); }
-static void c_reset(void *a) { bump_reset(a); }
-static bool c_check(void *a) { return bump_check(a); }
+static void *c_alloc(void *a, size_t size)
+{
+    return bump_alloc(a, size);
+}
+static void c_reset(void *a)
+{
+    bump_reset(a);
+}
+static bool c_check(void *a)
+{
+    return bump_check(a);
+}
 
 static const conform_ops bump_ops = {
     .name = "01-bump",
     .caps = CONFORM_ANY_SIZE,
     .align = BUMP_DEFAULT_ALIGN,
-    .max_size = 64 * 1024,
+    .max_size = (size_t)64 * 1024,
     .capacity = CONFORM_REGION,
     .create = c_create,
     .destroy = c_destroy,
