@@ -1,0 +1,1044 @@
+/*
+ * pagepool.c: pools of pages from the OS, the devlog's second pool.
+ *
+ * One allocator serves every block size up to a quarter of a page. Sizes
+ * are rounded up to a class (16, 32, 48, ...), each class has its own pool,
+ * and each pool cuts OS pages into blocks of its class. All the memory comes
+ * from mmap, a page at a time; nothing here calls malloc.
+ *
+ * Allocating n bytes:
+ *   1. Refuse n > max_size (a quarter of a page) with ENOMEM: stage 04
+ *      handles any size.
+ *   2. Class: k = ceil(n / 16); the pool is pool_of_class[k], one load.
+ *   3. Take a block from the pool's first chunk with room: pop its free
+ *      list, or else carve its next fresh block. Mark the block live in the
+ *      chunk's bitmap. A chunk left without room moves to the full list.
+ *   Slow path, only when step 2 or 3 finds nothing:
+ *   4. No pool yet for the class: create its header in the last root page,
+ *      chaining a new root page when that one is full.
+ *   5. No chunk with room: use the pool's spare chunk, or map a new page,
+ *      write its header, and add its address to the chunk set.
+ *
+ * Freeing block p:
+ *   1. Chunk: p & ~(page - 1). Checked builds first ask the chunk set
+ *      whether that page is one of ours (a foreign pointer is reported
+ *      without touching memory that may not be mapped).
+ *   2. Block: (p - chunk - first_block) must be a multiple of the stride
+ *      and below nblocks * stride, or p is misaligned; its bit must be set,
+ *      or this is a double free. Clear the bit.
+ *   3. Checked builds only: the block waits in a small FIFO (the
+ *      quarantine); the oldest block there comes out instead.
+ *   4. Push the block on its chunk's free list. A chunk that was full goes
+ *      back to the avail list; a chunk now wholly free becomes the pool's
+ *      spare if it has none, and is unmapped if it has one.
+ *
+ * Cost: alloc and free are O(1) and make no syscall on the fast path. A
+ * syscall happens once per page mapped or unmapped; the spare chunk makes
+ * sure a block freed and allocated again, at the edge of a page, does not
+ * map and unmap that page every time. Memory: a 16-byte request gets a
+ * 16-byte block (classes are 16 B apart, so at most 15 bytes of a block
+ * are lost to rounding, under 50% only for requests above 16 B); each page
+ * loses its header (80 B with 4 KB pages) and what is left after the last
+ * block; each pool header costs 72 B in a root page.
+ *
+ * Deliberately left out: requests above a quarter of a page (stage 04 has
+ * any size, with headers and coalescing); threads (stage 05); classes spaced
+ * to bound waste, pages bigger than the OS's, and a page map instead of a
+ * hash set (stage 06, where the mask below grows into spans and the page
+ * map); per-thread caches (stage 07).
+ *
+ * The layout is drawn in pagepool.h, above the structures it describes.
+ *
+ * Memory-tool annotations: every chunk is no-access as soon as it is
+ * mapped; only its header is opened. pp_alloc tells the tool about a block
+ * as its last act (Valgrind MALLOCLIKE, ASan unpoison), pp_free as soon as
+ * the block is known valid. The free-list link inside a free block is
+ * opened around each access. Annotated builds put a 16-byte redzone before
+ * and after every block, so an overflow into the neighbour is reported even
+ * when that neighbour is live.
+ */
+#include "pagepool.h"
+
+#include "annotate.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define STAGE "03-pool-mmap"
+
+/* No-access bytes around each block when a tool watches (see the header).
+ * 16 keeps every block 16-byte aligned, which ASan's granules need. */
+#define PP_REDZONE (TRACK_ENABLED ? (size_t)16 : (size_t)0)
+
+/* Is a freed pointer's page looked up in the chunk set? In checked builds,
+ * always: a foreign pointer is reported. In release builds, no: a foreign
+ * pointer is undefined behaviour, as with free(); see README "Misuse". */
+#ifdef ALLOC_DEBUG
+#define PP_CHECK_OWNER 1
+#else
+#define PP_CHECK_OWNER 0
+#endif
+
+static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+/* ---- Talking to the OS ----------------------------------------------------- */
+
+#ifdef ALLOC_DEBUG
+static unsigned map_failure_in; /* 0: off; n: the nth map from now fails */
+#endif
+
+bool pp_debug_fail_map(unsigned nth)
+{
+#ifdef ALLOC_DEBUG
+    map_failure_in = nth;
+    return true;
+#else
+    (void)nth;
+    return false;
+#endif
+}
+
+/* `bytes` (whole pages) of fresh zeroed memory, or NULL with ENOMEM. */
+static void *os_map(size_t bytes)
+{
+#ifdef ALLOC_DEBUG
+    if (map_failure_in != 0 && --map_failure_in == 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
+#endif
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return p;
+}
+
+static void os_unmap(void *p, size_t bytes)
+{
+    /* Leave no poison behind: ASan keeps shadow state per address, and the
+     * next mapping at this address may belong to someone else. */
+    track_mem_undefined(p, bytes);
+    munmap(p, bytes);
+}
+
+/* The same, counted in the allocator's footprint. */
+static void *pp_map(pp_allocator_t *a, size_t bytes)
+{
+    void *p = os_map(bytes);
+    if (p != NULL) {
+        a->mapped += bytes;
+        a->maps++;
+        if (a->mapped > a->peak_mapped)
+            a->peak_mapped = a->mapped;
+    }
+    return p;
+}
+
+static void pp_unmap(pp_allocator_t *a, void *p, size_t bytes)
+{
+    os_unmap(p, bytes);
+    a->mapped -= bytes;
+    a->unmaps++;
+}
+
+/* ---- The chunk set: which pages are ours ----------------------------------- */
+
+/*
+ * Masking a pointer gives the page it lies in, but is that page one of our
+ * chunks? Reading a magic number from it would crash if the page is not
+ * mapped (a stale pointer into a chunk we gave back, a random integer). So
+ * the addresses of our chunks are kept in a hash set of their own: open
+ * addressing, linear probing, at most half full, so a lookup reads one or
+ * two slots on average. Cost: 16 bytes of set per chunk of 4096 bytes (0.4%
+ * of the footprint), one mapping that doubles and halves as chunks come and
+ * go, and, on each checked free, a multiply and a probe.
+ */
+
+static size_t set_bytes(const pp_allocator_t *a)
+{
+    return round_up(a->set_cap * sizeof(uintptr_t), a->page_size);
+}
+
+/* Fibonacci hashing: multiply the page number by 2^64 / golden ratio and
+ * keep the top bits, which depend on every bit of the page number. */
+static size_t set_home(const pp_allocator_t *a, uintptr_t chunk)
+{
+    uint64_t page_number = (uint64_t)chunk / a->page_size;
+    return (size_t)((page_number * 0x9E3779B97F4A7C15u) >> a->set_shift);
+}
+
+static bool set_contains(const pp_allocator_t *a, uintptr_t chunk)
+{
+    if (a->set_cap == 0)
+        return false;
+    for (size_t i = set_home(a, chunk);; i = (i + 1) & (a->set_cap - 1)) {
+        if (a->set[i] == chunk)
+            return true;
+        if (a->set[i] == 0)
+            return false;
+    }
+}
+
+static void set_insert_unchecked(pp_allocator_t *a, uintptr_t chunk)
+{
+    size_t i = set_home(a, chunk);
+    while (a->set[i] != 0)
+        i = (i + 1) & (a->set_cap - 1);
+    a->set[i] = chunk;
+    a->set_count++;
+}
+
+/* Moves the set to a mapping of `cap` slots (a power of two, or 0 to drop
+ * it). False if the OS refuses the new mapping; the old one is kept. */
+static bool set_resize(pp_allocator_t *a, size_t cap)
+{
+    uintptr_t *old = a->set;
+    size_t old_cap = a->set_cap, old_bytes = set_bytes(a);
+    uintptr_t *fresh = NULL;
+    if (cap != 0) {
+        fresh = pp_map(a, round_up(cap * sizeof *fresh, a->page_size));
+        if (fresh == NULL)
+            return false;
+    }
+    a->set = fresh;
+    a->set_cap = cap;
+    a->set_count = 0;
+    a->set_shift = 64;
+    for (size_t c = cap; c > 1; c >>= 1)
+        a->set_shift--;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i] != 0)
+            set_insert_unchecked(a, old[i]);
+    if (old != NULL)
+        pp_unmap(a, old, old_bytes);
+    return true;
+}
+
+/* Makes room for one more chunk address: grows the set before it would be
+ * more than half full. False (errno = ENOMEM) if it cannot. */
+static bool set_reserve(pp_allocator_t *a)
+{
+    if (2 * (a->set_count + 1) <= a->set_cap)
+        return true;
+    size_t min_cap = a->page_size / sizeof(uintptr_t); /* one page */
+    return set_resize(a, a->set_cap ? 2 * a->set_cap : min_cap);
+}
+
+/*
+ * Removes a chunk address. Linear probing cannot just empty the slot: a key
+ * further along the same run would become unreachable. So the keys after
+ * the hole move back into it when their home is not between the hole and
+ * where they sit (Knuth's algorithm R), and no tombstone is needed.
+ */
+static void set_remove(pp_allocator_t *a, uintptr_t chunk)
+{
+    size_t mask = a->set_cap - 1;
+    size_t hole = set_home(a, chunk);
+    while (a->set[hole] != chunk)
+        hole = (hole + 1) & mask;
+    for (size_t j = (hole + 1) & mask; a->set[j] != 0; j = (j + 1) & mask) {
+        size_t home = set_home(a, a->set[j]);
+        /* Can the key at j move back to the hole? Only if its home is not
+         * in the cyclic range (hole, j]. */
+        bool home_after_hole = hole <= j ? (hole < home && home <= j)
+                                         : (hole < home || home <= j);
+        if (!home_after_hole) {
+            a->set[hole] = a->set[j];
+            hole = j;
+        }
+    }
+    a->set[hole] = 0;
+    a->set_count--;
+    /* Shrink when 1/8 full (so that a grow is far off), and give the
+     * mapping back when no chunk is left. A failed shrink changes nothing. */
+    if (a->set_count == 0)
+        set_resize(a, 0);
+    else if (8 * a->set_count < a->set_cap &&
+             a->set_cap > a->page_size / sizeof(uintptr_t))
+        set_resize(a, a->set_cap / 2);
+}
+
+/* ---- Chunks and their blocks --------------------------------------------- */
+
+static pp_chunk_t *chunk_from(const pp_allocator_t *a, const void *p)
+{
+    return (pp_chunk_t *)((uintptr_t)p & ~(uintptr_t)(a->page_size - 1));
+}
+
+static unsigned char *block_at(const pp_pool_t *pool, pp_chunk_t *c,
+                               uint32_t i)
+{
+    return (unsigned char *)c + pool->first + (size_t)i * pool->stride;
+}
+
+/* The index of a block known to be on a block boundary of c. */
+static uint32_t block_index(const pp_pool_t *pool, const pp_chunk_t *c,
+                            const void *p)
+{
+    uint32_t offset = (uint32_t)((uintptr_t)p - (uintptr_t)c - pool->first);
+    return offset / (uint32_t)pool->stride;
+}
+
+static bool bit_get(const pp_chunk_t *c, uint32_t i)
+{
+    return (c->live_map[i / 64] >> (i % 64)) & 1u;
+}
+
+static void bit_set(pp_chunk_t *c, uint32_t i)
+{
+    c->live_map[i / 64] |= (uint64_t)1 << (i % 64);
+}
+
+static void bit_clear(pp_chunk_t *c, uint32_t i)
+{
+    c->live_map[i / 64] &= ~((uint64_t)1 << (i % 64));
+}
+
+/* The free-list link inside a free block: the tools see those 8 bytes only
+ * while they are read or written (every other byte of a free block stays
+ * no-access). */
+static pp_free_t *link_read(pp_free_t *block)
+{
+    track_mem_defined(block, sizeof *block);
+    pp_free_t *next = block->next;
+    track_mem_noaccess(block, sizeof *block);
+    return next;
+}
+
+static void link_write(pp_free_t *block, pp_free_t *next)
+{
+    track_mem_undefined(block, sizeof *block);
+    block->next = next;
+    track_mem_noaccess(block, sizeof *block);
+}
+
+/* Does the chunk have a block to give: one on its list, or a fresh one? */
+static bool chunk_has_room(const pp_pool_t *pool, const pp_chunk_t *c)
+{
+    return c->free != NULL || c->carved < pool->nblocks;
+}
+
+static void list_push(pp_chunk_t **head, pp_chunk_t *c)
+{
+    c->prev = NULL;
+    c->next = *head;
+    if (*head != NULL)
+        (*head)->prev = c;
+    *head = c;
+}
+
+static void list_remove(pp_chunk_t **head, pp_chunk_t *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        *head = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+/* ---- Allocating: the fast path ------------------------------------------- */
+
+/* Step 3: a block from chunk c, which has room. */
+static void *block_take(pp_pool_t *pool, pp_chunk_t *c)
+{
+    pp_free_t *block = c->free;
+    uint32_t i;
+    if (block != NULL) {
+        c->free = link_read(block);
+        c->listed--;
+        i = block_index(pool, c, block);
+    } else {
+        /* Lazy carving: the next never-used block. A new chunk is never
+         * walked to thread its blocks into a list, so its pages are
+         * touched only as blocks are handed out. */
+        i = c->carved++;
+        block = (pp_free_t *)block_at(pool, c, i);
+    }
+    bit_set(c, i);
+    c->live++;
+    pool->live++;
+    if (!chunk_has_room(pool, c)) {
+        list_remove(&pool->avail, c);
+        list_push(&pool->full, c);
+    }
+    return block;
+}
+
+static void *alloc_slow(pp_allocator_t *a, size_t cls);
+
+void *pp_alloc(pp_allocator_t *a, size_t size)
+{
+    /* 1. Refuse what no class holds. Compared before any arithmetic on
+     *    size, so SIZE_MAX cannot wrap around into a small class. */
+    if (size > a->max_size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* 2. Class: 0 and 1..16 -> 1, 17..32 -> 2, ... */
+    size_t cls = size == 0 ? 1 : (size + PP_ALIGN - 1) / PP_ALIGN;
+    pp_pool_t *pool = a->pool_of_class[cls];
+    /* 3. Fast path: a pool with a chunk with room. */
+    void *p;
+    if (pool != NULL && pool->avail != NULL)
+        p = block_take(pool, pool->avail);
+    else if ((p = alloc_slow(a, cls)) == NULL)
+        return NULL;
+    track_malloc(p, size, 0, false); /* tools: live, undefined */
+    track_fill_fresh(p, size);
+    return p;
+}
+
+/* ---- Allocating: the slow path ------------------------------------------- */
+
+/* Lays out an empty root page: its header, then pool slots from `offset`. */
+static pp_root_t *root_init(void *page, size_t page_size, size_t offset)
+{
+    pp_root_t *r = page;
+    r->next = NULL;
+    r->pools = (pp_pool_t *)((unsigned char *)page + offset);
+    r->npools = 0;
+    r->cap = (uint32_t)((page_size - offset) / sizeof(pp_pool_t));
+    return r;
+}
+
+/* Step 4: the header of a new pool, in the last root page, or in a new
+ * root page chained after it (the devlog's plan for a full root page). */
+static pp_pool_t *pool_create(pp_allocator_t *a, size_t cls)
+{
+    pp_root_t *r = a->last_root;
+    if (r->npools == r->cap) {
+        void *page = pp_map(a, a->page_size);
+        if (page == NULL)
+            return NULL;
+        r->next = root_init(page, a->page_size,
+                            round_up(sizeof(pp_root_t), PP_ALIGN));
+        r = a->last_root = r->next;
+        a->nroots++;
+    }
+    pp_pool_t *pool = &r->pools[r->npools++];
+    pool->block_size = cls * PP_ALIGN;
+    pool->stride = pool->block_size + PP_REDZONE;
+    pool->first = a->first_block;
+    pool->nblocks = (uint32_t)((a->page_size - pool->first) / pool->stride);
+    pool->cls = (uint32_t)cls;
+    pool->avail = pool->full = pool->spare = NULL;
+    pool->nchunks = 0;
+    pool->live = 0;
+    a->pool_of_class[cls] = pool;
+    a->npools++;
+    return pool;
+}
+
+/* Step 5: a new chunk for `pool`: one page, its header written, every
+ * block no-access, its address in the set. */
+static pp_chunk_t *chunk_map(pp_allocator_t *a, pp_pool_t *pool)
+{
+    if (!set_reserve(a)) /* first, so that nothing needs undoing after */
+        return NULL;
+    pp_chunk_t *c = pp_map(a, a->page_size);
+    if (c == NULL)
+        return NULL;
+    size_t header = a->first_block - PP_REDZONE;
+    track_mem_noaccess(c, a->page_size);
+    track_mem_defined(c, header);
+    c->pool = pool;
+    c->prev = c->next = NULL;
+    c->free = NULL;
+    c->carved = c->live = c->listed = c->held = 0;
+    memset(c->live_map, 0, header - sizeof *c);
+    set_insert_unchecked(a, (uintptr_t)c);
+    pool->nchunks++;
+    a->nchunks++;
+    return c;
+}
+
+/* Steps 4 and 5, then 3. Runs once per pool, and then once per page's
+ * worth of blocks at most. */
+static void *alloc_slow(pp_allocator_t *a, size_t cls)
+{
+    pp_pool_t *pool = a->pool_of_class[cls];
+    if (pool == NULL && (pool = pool_create(a, cls)) == NULL)
+        return NULL;
+    if (pool->avail == NULL) {
+        pp_chunk_t *c = pool->spare;
+        if (c != NULL)
+            pool->spare = NULL;
+        else if ((c = chunk_map(a, pool)) == NULL)
+            return NULL;
+        list_push(&pool->avail, c);
+    }
+    return block_take(pool, pool->avail);
+}
+
+/* ---- Freeing --------------------------------------------------------------- */
+
+/* A chunk's page goes back to the OS. */
+static void chunk_unmap(pp_allocator_t *a, pp_pool_t *pool, pp_chunk_t *c)
+{
+    set_remove(a, (uintptr_t)c);
+    pool->nchunks--;
+    a->nchunks--;
+    pp_unmap(a, c, a->page_size);
+}
+
+/* Step 4's rare case: no block of c is live or held. Keep it as the spare
+ * if the pool has none, else give its page back. */
+static void chunk_emptied(pp_allocator_t *a, pp_pool_t *pool, pp_chunk_t *c,
+                          bool was_full)
+{
+    list_remove(was_full ? &pool->full : &pool->avail, c);
+    if (pool->spare == NULL)
+        pool->spare = c;
+    else
+        chunk_unmap(a, pool, c);
+}
+
+/* Step 4: block p of chunk c goes on c's free list. */
+static void block_put(pp_allocator_t *a, pp_chunk_t *c, pp_free_t *p)
+{
+    pp_pool_t *pool = c->pool;
+    bool was_full = !chunk_has_room(pool, c);
+    link_write(p, c->free);
+    c->free = p;
+    c->listed++;
+    if (c->live + c->held == 0) {
+        chunk_emptied(a, pool, c, was_full);
+    } else if (was_full) {
+        list_remove(&pool->full, c);
+        list_push(&pool->avail, c);
+    }
+}
+
+#if PP_QUARANTINE
+/* Step 3: p waits in the FIFO; returns the oldest block if it had to leave
+ * to make room, else NULL. A held block is dead (its bit is clear, so a
+ * second free is caught) but not reusable, and keeps its chunk mapped. */
+static pp_free_t *quarantine_push(pp_allocator_t *a, pp_chunk_t *c, void *p)
+{
+    c->held++;
+    if (a->q_count < PP_QUARANTINE) {
+        a->quarantine[(a->q_head + a->q_count++) % PP_QUARANTINE] = p;
+        return NULL;
+    }
+    pp_free_t *out = a->quarantine[a->q_head];
+    a->quarantine[a->q_head] = p;
+    a->q_head = (a->q_head + 1) % PP_QUARANTINE;
+    chunk_from(a, out)->held--;
+    return out;
+}
+#endif
+
+/* Steps 1-2: the chunk and index of live block p, or a report and abort
+ * (`freeing`: the caller is pp_free, so a dead block is a double free). */
+static pp_chunk_t *block_locate(const pp_allocator_t *a, const void *p,
+                                const char *func, bool freeing,
+                                uint32_t *index)
+{
+    pp_chunk_t *c = chunk_from(a, p);
+    if (PP_CHECK_OWNER && !set_contains(a, (uintptr_t)c))
+        alloc_fatal(STAGE, func, p,
+                    "not a block of this allocator (its page is not one of "
+                    "our chunks)");
+    const pp_pool_t *pool = c->pool;
+    /* Unsigned: a pointer into the header wraps around to a huge offset
+     * and fails the range test like one past the last block. */
+    uintptr_t offset = (uintptr_t)p - (uintptr_t)c - pool->first;
+    if (offset >= (uintptr_t)pool->nblocks * pool->stride ||
+        (uint32_t)offset % (uint32_t)pool->stride != 0)
+        alloc_fatal(STAGE, func, p,
+                    "not the start of a block (misaligned, or in a chunk "
+                    "header)");
+    *index = (uint32_t)offset / (uint32_t)pool->stride;
+    if (!bit_get(c, *index))
+        alloc_fatal(STAGE, func, p,
+                    *index >= c->carved ? "not a live block (never handed out)"
+                    : freeing           ? "double free (the block is free)"
+                                        : "not a live block (it was freed)");
+    return c;
+}
+
+void pp_free(pp_allocator_t *a, void *p)
+{
+    if (p == NULL)
+        return;
+    uint32_t i;
+    pp_chunk_t *c = block_locate(a, p, "pp_free", true, &i);
+    pp_pool_t *pool = c->pool;
+    track_free(p, pool->block_size, 0); /* tools: dead, no-access */
+    track_fill_freed(p, pool->block_size);
+    bit_clear(c, i);
+    c->live--;
+    pool->live--;
+#if PP_QUARANTINE
+    pp_free_t *out = quarantine_push(a, c, p);
+    if (out != NULL)
+        block_put(a, chunk_from(a, out), out);
+#else
+    block_put(a, c, p);
+#endif
+}
+
+/* ---- Creating and ending the allocator ------------------------------------- */
+
+pp_allocator_t *pp_create(void)
+{
+    long page_size = sysconf(_SC_PAGESIZE);
+    /* Every Linux page is a power of two of 4 KB or more; below 1 KB the
+     * first root page could not hold the allocator and a pool slot. */
+    if (page_size < 1024 || (page_size & (page_size - 1)) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t page = (size_t)page_size;
+    size_t nclasses = page / 4 / PP_ALIGN;
+    size_t a_offset = round_up(sizeof(pp_root_t), PP_ALIGN);
+    size_t pools_offset =
+        round_up(a_offset + sizeof(pp_allocator_t) +
+                     (nclasses + 1) * sizeof(pp_pool_t *),
+                 PP_ALIGN);
+
+    void *page0 = os_map(page);
+    if (page0 == NULL)
+        return NULL;
+    pp_allocator_t *a =
+        (pp_allocator_t *)((unsigned char *)page0 + a_offset);
+    a->page_size = page;
+    a->max_size = page / 4;
+    a->nclasses = nclasses;
+    /* The chunk header with one bit per block (at most page / 16 blocks),
+     * rounded to 16, then the leading redzone of block 0. */
+    a->first_block =
+        round_up(sizeof(pp_chunk_t) + page / PP_ALIGN / 8, PP_ALIGN) +
+        PP_REDZONE;
+    a->roots = a->last_root = root_init(page0, page, pools_offset);
+    a->nroots = 1;
+    a->npools = a->nchunks = 0;
+    a->set = NULL;
+    a->set_cap = a->set_count = 0;
+    a->set_shift = 64;
+    a->mapped = a->peak_mapped = page;
+    a->maps = 1;
+    a->unmaps = 0;
+#if PP_QUARANTINE
+    a->q_head = a->q_count = 0;
+#endif
+    for (size_t k = 0; k <= nclasses; k++)
+        a->pool_of_class[k] = NULL;
+    return a;
+}
+
+/* Unmaps one chunk at destroy. Valgrind must forget the blocks still live
+ * in it, or it would report them as leaked: they die with the allocator. */
+static void chunk_release_all(pp_allocator_t *a, pp_pool_t *pool,
+                              pp_chunk_t *c)
+{
+    if (TRACK_ENABLED) {
+        for (uint32_t i = 0; i < c->carved; i++)
+            if (bit_get(c, i))
+                track_free(block_at(pool, c, i), pool->block_size, 0);
+    }
+    os_unmap(c, a->page_size);
+}
+
+static void chunk_list_release(pp_allocator_t *a, pp_pool_t *pool,
+                               pp_chunk_t *c)
+{
+    while (c != NULL) {
+        pp_chunk_t *next = c->next; /* read before the page goes */
+        chunk_release_all(a, pool, c);
+        c = next;
+    }
+}
+
+void pp_destroy(pp_allocator_t *a)
+{
+    if (a == NULL)
+        return;
+    for (pp_root_t *r = a->roots; r != NULL; r = r->next) {
+        for (uint32_t k = 0; k < r->npools; k++) {
+            pp_pool_t *pool = &r->pools[k];
+            chunk_list_release(a, pool, pool->avail);
+            chunk_list_release(a, pool, pool->full);
+            if (pool->spare != NULL)
+                chunk_release_all(a, pool, pool->spare);
+        }
+    }
+    if (a->set != NULL)
+        os_unmap(a->set, set_bytes(a));
+    /* Root pages last, page 0 (where *a lives) the very last. */
+    size_t page = a->page_size;
+    pp_root_t *r = a->roots->next;
+    while (r != NULL) {
+        pp_root_t *next = r->next;
+        os_unmap(r, page);
+        r = next;
+    }
+    os_unmap(a->roots, page);
+}
+
+/* ---- Small queries ----------------------------------------------------------- */
+
+size_t pp_class_size(const pp_allocator_t *a, size_t size)
+{
+    if (size > a->max_size)
+        return 0;
+    return size == 0 ? PP_ALIGN : round_up(size, PP_ALIGN);
+}
+
+size_t pp_block_size(const pp_allocator_t *a, const void *p)
+{
+    uint32_t i;
+    return block_locate(a, p, "pp_block_size", false, &i)->pool->block_size;
+}
+
+pp_chunk_t *pp_chunk_of(const pp_allocator_t *a, const void *p)
+{
+    pp_chunk_t *c = chunk_from(a, p);
+    return set_contains(a, (uintptr_t)c) ? c : NULL;
+}
+
+size_t pp_trim(pp_allocator_t *a)
+{
+    size_t before = a->mapped;
+#if PP_QUARANTINE
+    while (a->q_count > 0) {
+        pp_free_t *out = a->quarantine[a->q_head];
+        a->q_head = (a->q_head + 1) % PP_QUARANTINE;
+        a->q_count--;
+        pp_chunk_t *c = chunk_from(a, out);
+        c->held--;
+        block_put(a, c, out);
+    }
+#endif
+    for (pp_root_t *r = a->roots; r != NULL; r = r->next) {
+        for (uint32_t k = 0; k < r->npools; k++) {
+            pp_pool_t *pool = &r->pools[k];
+            if (pool->spare != NULL) {
+                chunk_unmap(a, pool, pool->spare);
+                pool->spare = NULL;
+            }
+        }
+    }
+    return before - a->mapped;
+}
+
+pp_stats_t pp_stats(const pp_allocator_t *a)
+{
+    pp_stats_t s = {0};
+    s.page_size = a->page_size;
+    s.max_size = a->max_size;
+    s.mapped = a->mapped;
+    s.peak_mapped = a->peak_mapped;
+    s.root_pages = a->nroots;
+    s.pools = a->npools;
+    s.chunks = a->nchunks;
+    s.set_bytes = set_bytes(a);
+    s.maps = a->maps;
+    s.unmaps = a->unmaps;
+#if PP_QUARANTINE
+    s.quarantined = a->q_count;
+#endif
+    for (const pp_root_t *r = a->roots; r != NULL; r = r->next) {
+        s.pool_slots += r->cap;
+        for (uint32_t k = 0; k < r->npools; k++) {
+            const pp_pool_t *pool = &r->pools[k];
+            s.spares += pool->spare != NULL;
+            s.live_blocks += pool->live;
+            s.live_bytes += pool->live * pool->block_size;
+        }
+    }
+    return s;
+}
+
+/* ---- The checker ------------------------------------------------------------- */
+
+static const char *check_failure = "";
+
+const char *pp_check_failure(void) { return check_failure; }
+
+/* Records why the check failed; pp_check returns its value. */
+static bool fail(const char *why)
+{
+    check_failure = why;
+    return false;
+}
+
+static unsigned popcount64(uint64_t x)
+{
+    unsigned n = 0;
+    for (; x != 0; x &= x - 1) /* clears the lowest set bit */
+        n++;
+    return n;
+}
+
+/* How many quarantined blocks lie in chunk c. */
+static uint32_t held_in(const pp_allocator_t *a, const pp_chunk_t *c)
+{
+    uint32_t n = 0;
+#if PP_QUARANTINE
+    for (unsigned k = 0; k < a->q_count; k++)
+        n += chunk_from(a, a->quarantine[(a->q_head + k) % PP_QUARANTINE]) ==
+             c;
+#else
+    (void)a;
+    (void)c;
+#endif
+    return n;
+}
+
+/* One chunk: its header, its bitmap, its free list. */
+static bool check_chunk(const pp_allocator_t *a, const pp_pool_t *pool,
+                        pp_chunk_t *c)
+{
+    if (chunk_from(a, c) != c)
+        return fail("a chunk is not page-aligned");
+    if (!set_contains(a, (uintptr_t)c))
+        return fail("a chunk is missing from the chunk set");
+    if (c->pool != pool)
+        return fail("a chunk names another pool than the one holding it");
+    if (c->carved > pool->nblocks)
+        return fail("a chunk has carved more blocks than it holds");
+    if ((uint64_t)c->live + c->listed + c->held != c->carved)
+        return fail("a chunk's live + listed + held != carved");
+    if (c->held != held_in(a, c))
+        return fail("a chunk's held count disagrees with the quarantine");
+    unsigned bits = 0;
+    size_t words = a->page_size / PP_ALIGN / 64;
+    for (size_t w = 0; w < words; w++)
+        bits += popcount64(c->live_map[w]);
+    if (bits != c->live)
+        return fail("a chunk's live bitmap disagrees with its live count");
+    for (uint32_t i = c->carved; i < pool->nblocks && i < words * 64; i++)
+        if (bit_get(c, i))
+            return fail("a fresh block is marked live");
+    /* The free list: at most `listed` nodes, each a carved block of this
+     * chunk, on a boundary, not live. A cycle shows up as too many nodes. */
+    uint32_t n = 0;
+    for (pp_free_t *f = c->free; f != NULL; f = link_read(f)) {
+        if (++n > c->listed)
+            return fail("a free list is longer than its count (a cycle?)");
+        if (chunk_from(a, f) != c)
+            return fail("a free list leaves its chunk");
+        uintptr_t offset = (uintptr_t)f - (uintptr_t)c - pool->first;
+        if (offset >= (uintptr_t)c->carved * pool->stride ||
+            offset % pool->stride != 0)
+            return fail("a free-list node is not a carved block's start");
+        if (bit_get(c, (uint32_t)(offset / pool->stride)))
+            return fail("a free-list node is a live block");
+    }
+    if (n != c->listed)
+        return fail("a free list is shorter than its count");
+    return true;
+}
+
+/* One of a pool's chunk lists: linked both ways, each chunk sound and in
+ * the right list. Adds to *count and *live. */
+static bool check_list(const pp_allocator_t *a, const pp_pool_t *pool,
+                       pp_chunk_t *head, bool want_room, size_t *count,
+                       size_t *live)
+{
+    const pp_chunk_t *prev = NULL;
+    for (pp_chunk_t *c = head; c != NULL; prev = c, c = c->next) {
+        if (++*count > a->nchunks)
+            return fail("a chunk list is longer than the chunk count");
+        if (c->prev != prev)
+            return fail("a chunk's prev link is wrong");
+        if (!check_chunk(a, pool, c))
+            return false;
+        if (chunk_has_room(pool, c) != want_room)
+            return want_room ? fail("a chunk without room is on avail")
+                             : fail("a chunk with room is on full");
+        if (c->live + c->held == 0)
+            return fail("an empty chunk is on a list (not the spare)");
+        *live += c->live;
+    }
+    return true;
+}
+
+static bool check_pool(const pp_allocator_t *a, const pp_pool_t *pool,
+                       size_t *chunks)
+{
+    if (pool->cls < 1 || pool->cls > a->nclasses ||
+        a->pool_of_class[pool->cls] != pool)
+        return fail("a pool is not where pool_of_class says");
+    if (pool->block_size != (size_t)pool->cls * PP_ALIGN ||
+        pool->stride != pool->block_size + PP_REDZONE ||
+        pool->first != a->first_block ||
+        pool->nblocks != (a->page_size - pool->first) / pool->stride)
+        return fail("a pool's geometry is wrong");
+    size_t count = 0, live = 0;
+    if (!check_list(a, pool, pool->avail, true, &count, &live) ||
+        !check_list(a, pool, pool->full, false, &count, &live))
+        return false;
+    if (pool->spare != NULL) {
+        if (!check_chunk(a, pool, pool->spare))
+            return false;
+        if (pool->spare->live + pool->spare->held != 0)
+            return fail("the spare chunk has blocks in use");
+        count++;
+    }
+    if (count != pool->nchunks)
+        return fail("a pool's chunk count is wrong");
+    if (live != pool->live)
+        return fail("a pool's live count is not the sum of its chunks'");
+    *chunks += count;
+    return true;
+}
+
+bool pp_check(const pp_allocator_t *a)
+{
+    check_failure = "";
+    size_t page = a->page_size;
+    if (page == 0 || (page & (page - 1)) != 0 || a->max_size != page / 4 ||
+        a->nclasses != a->max_size / PP_ALIGN)
+        return fail("the allocator's page geometry is wrong");
+    if ((void *)a->roots != (void *)chunk_from(a, a))
+        return fail("the allocator is not in root page 0");
+
+    /* Root pages and pools. */
+    size_t roots = 0, pools = 0, chunks = 0;
+    const pp_root_t *last = NULL;
+    for (const pp_root_t *r = a->roots; r != NULL; last = r, r = r->next) {
+        if (++roots > a->nroots)
+            return fail("the root chain is longer than nroots");
+        if (chunk_from(a, r) != (const void *)r)
+            return fail("a root page is not page-aligned");
+        if (r->npools > r->cap || (r->next != NULL && r->npools != r->cap))
+            return fail("a root page that is not last has a free slot");
+        for (uint32_t k = 0; k < r->npools; k++)
+            if (!check_pool(a, &r->pools[k], &chunks))
+                return false;
+        pools += r->npools;
+    }
+    if (roots != a->nroots || last != a->last_root)
+        return fail("the root chain does not end at last_root");
+    if (pools != a->npools)
+        return fail("the pool count is wrong");
+    size_t in_table = 0;
+    for (size_t k = 1; k <= a->nclasses; k++)
+        in_table += a->pool_of_class[k] != NULL;
+    if (in_table != pools) /* each pool was checked to be at its index */
+        return fail("pool_of_class names a pool no root page holds");
+
+    /* The chunk set holds exactly the chunks the pools hold (each of
+     * those was found in it; equal counts leave no room for others). */
+    if (chunks != a->nchunks || a->set_count != a->nchunks)
+        return fail("the chunk counts disagree with the chunk set");
+    if (a->set_cap != 0 && 2 * a->set_count > a->set_cap)
+        return fail("the chunk set is more than half full");
+
+#if PP_QUARANTINE
+    if (a->q_count > PP_QUARANTINE || a->q_head >= PP_QUARANTINE)
+        return fail("the quarantine's indexes are out of range");
+    for (unsigned k = 0; k < a->q_count; k++) {
+        void *p = a->quarantine[(a->q_head + k) % PP_QUARANTINE];
+        pp_chunk_t *c = chunk_from(a, p);
+        if (!set_contains(a, (uintptr_t)c))
+            return fail("a quarantined block is not in one of our chunks");
+        uintptr_t offset = (uintptr_t)p - (uintptr_t)c - c->pool->first;
+        if (offset >= (uintptr_t)c->carved * c->pool->stride ||
+            offset % c->pool->stride != 0 ||
+            bit_get(c, (uint32_t)(offset / c->pool->stride)))
+            return fail("a quarantined block is not a dead block's start");
+    }
+#endif
+
+    if (a->mapped != page * (a->nroots + a->nchunks) + set_bytes(a))
+        return fail("the mapped byte count is wrong");
+    return true;
+}
+
+/* ---- The drawing ------------------------------------------------------------- */
+
+#define DUMP_CELLS 64 /* blocks drawn per line */
+#define DUMP_LIST 12  /* free-list nodes named per chunk */
+
+static void dump_chunk(const pp_pool_t *pool, pp_chunk_t *c,
+                       const char *where, FILE *out)
+{
+    fprintf(out, "    chunk %p (%s): %u live, %u free, %u fresh", (void *)c,
+            where, c->live, c->listed, pool->nblocks - c->carved);
+    if (c->held)
+        fprintf(out, ", %u quarantined", c->held);
+    fprintf(out, "\n");
+    /* Mark the free blocks first, so that a block neither live, listed
+     * nor fresh is a quarantined one. */
+    char cells[DUMP_CELLS];
+    for (uint32_t row = 0; row < pool->nblocks; row += DUMP_CELLS) {
+        uint32_t n = pool->nblocks - row < DUMP_CELLS ? pool->nblocks - row
+                                                      : DUMP_CELLS;
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t i = row + k;
+            cells[k] = i >= c->carved ? '-' : bit_get(c, i) ? '#' : 'q';
+        }
+        for (pp_free_t *f = c->free; f != NULL; f = link_read(f)) {
+            uint32_t i = block_index(pool, c, f);
+            if (i >= row && i < row + n)
+                cells[i - row] = '.';
+        }
+        fprintf(out, "      |%.*s|\n", (int)n, cells);
+    }
+    if (c->free != NULL) {
+        fprintf(out, "      free list:");
+        unsigned shown = 0;
+        for (pp_free_t *f = c->free; f != NULL; f = link_read(f)) {
+            if (shown++ == DUMP_LIST) {
+                fprintf(out, " -> ...");
+                break;
+            }
+            fprintf(out, "%s%u", shown == 1 ? " " : " -> ",
+                    block_index(pool, c, f));
+        }
+        fprintf(out, "\n");
+    }
+}
+
+void pp_dump(const pp_allocator_t *a, FILE *out)
+{
+    pp_stats_t s = pp_stats(a);
+    fprintf(out,
+            "allocator %p: page %zu B, blocks 16..%zu B; %zu root page%s, "
+            "%zu pool%s, %zu chunk%s (%zu spare); %zu B mapped\n",
+            (void *)a, s.page_size, s.max_size, s.root_pages,
+            s.root_pages == 1 ? "" : "s", s.pools, s.pools == 1 ? "" : "s",
+            s.chunks, s.chunks == 1 ? "" : "s", s.spares, s.mapped);
+    size_t n = 0;
+    for (const pp_root_t *r = a->roots; r != NULL; r = r->next, n++)
+        fprintf(out, "  root page %zu at %p: %s%u of %u pool slots used\n",
+                n, (const void *)r, n == 0 ? "allocator header, " : "",
+                r->npools, r->cap);
+    if (a->set_cap != 0)
+        fprintf(out, "  chunk set: %zu of %zu slots used (%zu B)\n",
+                a->set_count, a->set_cap, set_bytes(a));
+#if PP_QUARANTINE
+    if (a->q_count != 0)
+        fprintf(out, "  quarantine: %u of %d blocks held\n", a->q_count,
+                PP_QUARANTINE);
+#endif
+    for (const pp_root_t *r = a->roots; r != NULL; r = r->next) {
+        for (uint32_t k = 0; k < r->npools; k++) {
+            const pp_pool_t *pool = &r->pools[k];
+            fprintf(out,
+                    "  pool %zu B (%u blocks a chunk, stride %zu): %zu live, "
+                    "%zu chunk%s\n",
+                    pool->block_size, pool->nblocks, pool->stride,
+                    pool->live, pool->nchunks, pool->nchunks == 1 ? "" : "s");
+            for (pp_chunk_t *c = pool->avail; c != NULL; c = c->next)
+                dump_chunk(pool, c, "avail", out);
+            for (pp_chunk_t *c = pool->full; c != NULL; c = c->next)
+                dump_chunk(pool, c, "full", out);
+            if (pool->spare != NULL)
+                dump_chunk(pool, pool->spare, "spare", out);
+        }
+    }
+    fprintf(out, "  # live   . free (on the free list)   q quarantined   "
+                 "- fresh (never handed out)\n");
+}

@@ -1,0 +1,254 @@
+/*
+ * pagepool.h: pools of pages from the OS. An allocator object holds one pool
+ * per block size; every pool cuts whole OS pages into blocks of its size.
+ * See pagepool.c for the algorithm; this file holds the words, the layout
+ * and the API.
+ *
+ * Words, used the same way everywhere in this stage:
+ *   page       the OS page, as sysconf(_SC_PAGESIZE) says (4096 B on x86-64,
+ *              but never assumed): the unit of mmap and munmap
+ *   block      what pp_alloc() hands out; its start is 16-byte aligned
+ *   size class the block sizes a pool can have: 16, 32, 48, ... up to a
+ *              quarter of a page; a request is rounded up to its class
+ *   pool       all the blocks of one class, and the chunks that hold them
+ *   chunk      exactly one page, page-aligned, cut into blocks of one pool
+ *   root page  a page of headers: the first holds the allocator and the
+ *              first pool headers; when it is full, another is chained
+ *   spare      one wholly free chunk a pool keeps instead of unmapping it
+ *   redzone    16 no-access bytes around every block, only when a memory
+ *              tool watches (Valgrind or ASan builds), so overflows show
+ *
+ * Layout (4 KB pages; addresses grow to the right and down):
+ *
+ *   root page 0                          root page 1 (chained when 0 is full)
+ *   +------------------------------+     +------------------------------+
+ *   | pp_root_t  next ---------------->  | pp_root_t  next -> NULL      |
+ *   | pp_allocator_t               |     | pp_pool_t  pool slot 0       |
+ *   |   page size, chunk set, ...  |     | pp_pool_t  pool slot 1       |
+ *   |   pool_of_class[1..64] --+   |     | ...                          |
+ *   | pp_pool_t slot 0 <-------+   |     +------------------------------+
+ *   |   block_size 48, avail --------+
+ *   | pp_pool_t slot 1  ...        |   |
+ *   +------------------------------+   |
+ *                                      v
+ *   chunk (one page, page-aligned: block & ~(page - 1) is its address)
+ *   +--------------------+----+------+----+------+----+-- ... --+----+----+
+ *   | pp_chunk_t header  | rz | blk0 | rz | blk1 | rz |         | rz |tail|
+ *   | pool, prev, next,  |    |  #   |    |  .   |    |         |    |    |
+ *   | free list, counts, |    +------+    +------+    |         |    |    |
+ *   | live bitmap        |       ^ live      | free: its first 8 bytes    |
+ *   +--------------------+                   | hold the next free block   |
+ *   <------ first_block (header, bitmap, leading rz) ----->               |
+ *                                          stride = block_size + rz       |
+ *   (rz is 0 bytes in plain builds; tail: what is left of the page)
+ *
+ * Not thread-safe: one allocator belongs to one thread at a time (stage 05
+ * adds locks and per-thread arenas, stage 07 per-thread caches).
+ */
+#ifndef PAGEPOOL_H
+#define PAGEPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Every block starts on a multiple of this, and classes are its multiples:
+ * alignof(max_align_t) on x86-64, the series' promise. */
+#define PP_ALIGN 16
+
+/* Checked builds hold the last PP_QUARANTINE freed blocks back before they
+ * can be handed out again, so a use-after-free lands in dead memory. */
+#ifdef ALLOC_DEBUG
+#define PP_QUARANTINE 16
+#else
+#define PP_QUARANTINE 0
+#endif
+
+/*
+ * The structures are public so that a student can print them in a debugger
+ * and the tests can break them on purpose; only pp_* functions change them.
+ */
+
+/* A free block seen through its first 8 bytes: the link to the next free
+ * block of the same chunk (xv6's `struct run`). */
+typedef struct pp_free {
+    struct pp_free *next;
+} pp_free_t;
+
+typedef struct pp_pool pp_pool_t;
+
+/*
+ * The header at the start of every chunk. A chunk's blocks are numbered
+ * 0 .. nblocks-1; block i starts at (char *)chunk + first_block + i * stride.
+ *
+ * Every block is in exactly one state, so (invariant, pp_check verifies):
+ *     live + listed + held + (nblocks - carved) == nblocks
+ *     popcount(live_map) == live, and no bit at or above `carved` is set
+ *     the free list has `listed` nodes, each a carved block whose bit is 0
+ */
+typedef struct pp_chunk {
+    pp_pool_t *pool;        /* the pool this chunk belongs to */
+    struct pp_chunk *prev;  /* neighbours in the pool's avail or full list */
+    struct pp_chunk *next;
+    pp_free_t *free;        /* free list, threaded through free blocks */
+    uint32_t carved;        /* blocks [0, carved) were handed out at least
+                               once; the rest are fresh, on no list (lazy:
+                               a new chunk is not walked to build a list) */
+    uint32_t live;          /* blocks handed out and not freed */
+    uint32_t listed;        /* blocks on `free` */
+    uint32_t held;          /* freed blocks waiting in the quarantine */
+    uint64_t live_map[];    /* bit i set: block i is live (double free and
+                               pp_check use it); page_size / 1024 words */
+} pp_chunk_t;
+
+/*
+ * A pool: the blocks of one size class. Its chunks sit on two lists and a
+ * spare slot (invariant, pp_check verifies):
+ *     avail: chunks with a block to give (free list or fresh) and at least
+ *            one block live or held; alloc takes from the first
+ *     full:  chunks with no block to give
+ *     spare: NULL, or one chunk with no block live or held
+ *     nchunks == |avail| + |full| + (spare != NULL)
+ *     live == sum of the chunks' live counts
+ */
+struct pp_pool {
+    size_t block_size; /* bytes a block offers: its class, 16 * cls */
+    size_t stride;     /* bytes from one block to the next: block_size plus
+                          the redzone of annotated builds */
+    size_t first;      /* offset of block 0 in a chunk (same in all pools) */
+    uint32_t nblocks;  /* blocks in one chunk: (page - first) / stride */
+    uint32_t cls;      /* its index in pool_of_class: block_size / 16 */
+    pp_chunk_t *avail; /* chunks with room, most recently refilled first */
+    pp_chunk_t *full;  /* chunks without */
+    pp_chunk_t *spare; /* one empty chunk kept back, so that one block
+                          freed and allocated again costs no syscalls */
+    size_t nchunks;    /* chunks this pool holds, the spare included */
+    size_t live;       /* blocks handed out and not freed */
+};
+
+/* The header of a root page. Pools are only ever added (never removed
+ * before pp_destroy), so only the last root page can have a free slot. */
+typedef struct pp_root {
+    struct pp_root *next; /* the next root page of the chain, or NULL */
+    pp_pool_t *pools;     /* the first pool slot on this page */
+    uint32_t npools;      /* slots in use */
+    uint32_t cap;         /* slots on this page */
+} pp_root_t;
+
+/*
+ * The allocator object. It lives in the first root page, right after that
+ * page's pp_root_t, and pool_of_class[] runs on after it.
+ *
+ * The chunk set answers "is this page one of my chunks?" without touching
+ * the page (which may not be mapped at all): an open-addressing hash set of
+ * chunk addresses, linear probing, at most half full, in its own mapping.
+ *
+ * Invariants (pp_check verifies):
+ *     mapped == page_size * (nroots + nchunks) + set_bytes
+ *     set_count == nchunks, and every chunk of every pool is in the set
+ *     pool_of_class[k] is NULL or the pool with block_size 16 * k
+ */
+typedef struct pp_allocator {
+    size_t page_size;    /* the OS page, from sysconf; also a chunk's size */
+    size_t max_size;     /* the largest request: page_size / 4 */
+    size_t nclasses;     /* max_size / 16: classes 1 .. nclasses */
+    size_t first_block;  /* offset of block 0 in every chunk */
+    pp_root_t *roots;    /* root page 0, where this struct lives */
+    pp_root_t *last_root; /* the end of the chain: new pools go there */
+    size_t nroots;       /* root pages in the chain */
+    size_t npools;       /* pools created so far */
+    size_t nchunks;      /* chunks of all pools, spares included */
+    uintptr_t *set;      /* chunk set slots (0 = empty), or NULL */
+    size_t set_cap;      /* slots: 0 or a power of two */
+    size_t set_count;    /* slots in use */
+    unsigned set_shift;  /* 64 - log2(set_cap): the hash keeps top bits */
+    size_t mapped;       /* bytes held from the OS right now */
+    size_t peak_mapped;  /* the most ever held at once */
+    size_t maps, unmaps; /* mmap and munmap calls so far */
+#if PP_QUARANTINE
+    void *quarantine[PP_QUARANTINE]; /* freed blocks, oldest at q_head */
+    unsigned q_head, q_count;
+#endif
+    pp_pool_t *pool_of_class[]; /* nclasses + 1 entries; [k]: the pool of
+                                   blocks of 16 * k bytes, NULL until the
+                                   first request of that class; [0] unused */
+} pp_allocator_t;
+
+typedef struct pp_stats {
+    size_t page_size;   /* bytes in an OS page, and in a chunk */
+    size_t max_size;    /* the largest request pp_alloc accepts */
+    size_t mapped;      /* bytes held from the OS: root pages, chunks, set */
+    size_t peak_mapped; /* the most ever held at once */
+    size_t root_pages;  /* pages of headers */
+    size_t pool_slots;  /* pool headers the root pages have room for */
+    size_t pools;       /* pools created */
+    size_t chunks;      /* chunks held, spares included */
+    size_t spares;      /* chunks held empty, one per pool at most */
+    size_t live_blocks; /* blocks handed out and not freed */
+    size_t live_bytes;  /* their block sizes added up (class, not request) */
+    size_t quarantined; /* freed blocks held back (checked builds) */
+    size_t set_bytes;   /* the chunk set's mapping */
+    size_t maps;        /* mmap calls so far */
+    size_t unmaps;      /* munmap calls so far */
+} pp_stats_t;
+
+/*
+ * A new allocator: one root page, no pool, no chunk yet. NULL with
+ * errno = ENOMEM if the OS refuses the page.
+ */
+pp_allocator_t *pp_create(void);
+
+/* Gives every page back to the OS. Blocks still live die with it (as with
+ * any pool); a NULL allocator is ignored. */
+void pp_destroy(pp_allocator_t *a);
+
+/*
+ * A block of at least `size` bytes, 16-byte aligned: `size` rounded up to
+ * its class (0 gets a 16-byte block, a unique pointer). A size above
+ * max_size (a quarter of a page) gives NULL with errno = ENOMEM, and so
+ * does an OS that refuses a page.
+ */
+void *pp_alloc(pp_allocator_t *a, size_t size);
+
+/*
+ * Frees a block; NULL is ignored. A pointer that is not the start of a live
+ * block of `a` is reported (stage, function, address) and the program
+ * aborts: misaligned or inside a chunk header, a double free, and (checked
+ * builds) a pointer whose page is not one of a's chunks.
+ */
+void pp_free(pp_allocator_t *a, void *p);
+
+/* The block size of a live block: its class. Misuse reported as pp_free. */
+size_t pp_block_size(const pp_allocator_t *a, const void *p);
+
+/* The block size a request of `size` would get, or 0 if it is refused. */
+size_t pp_class_size(const pp_allocator_t *a, size_t size);
+
+/* The chunk that holds address p, or NULL if p's page is not one of a's
+ * chunks. O(1): the address masked to its page, looked up in the set. */
+pp_chunk_t *pp_chunk_of(const pp_allocator_t *a, const void *p);
+
+/* Gives back what is held but unused: the quarantine is emptied and every
+ * pool's spare chunk unmapped. Returns the bytes given back. */
+size_t pp_trim(pp_allocator_t *a);
+
+pp_stats_t pp_stats(const pp_allocator_t *a);
+
+/* True when every invariant above holds, walking every root page, pool,
+ * chunk and free list. O(total blocks). */
+bool pp_check(const pp_allocator_t *a);
+
+/* Why the last pp_check() returned false ("" if it returned true). */
+const char *pp_check_failure(void);
+
+/* Draws the root pages, the pools and one row per chunk: '#' live block,
+ * '.' free, 'q' quarantined, '-' fresh; then each free list's order. */
+void pp_dump(const pp_allocator_t *a, FILE *out);
+
+/* Checked builds: the nth mmap from now fails with ENOMEM (1: the next),
+ * so tests can reach the out-of-memory paths. Returns false, doing
+ * nothing, in release builds. */
+bool pp_debug_fail_map(unsigned nth);
+
+#endif /* PAGEPOOL_H */

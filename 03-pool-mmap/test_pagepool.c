@@ -1,0 +1,922 @@
+/*
+ * test_pagepool.c: unit tests of every pp_* function and error path: size
+ * classes, lazy pools and chunks, root pages chained, the chunk found by
+ * masking, the footprint falling after frees, the spare chunk, the
+ * quarantine, each misuse report, the out-of-memory paths (checked builds),
+ * proof that pp_check() catches a broken heap, a randomized run with
+ * pp_check() after every operation, and the conformance suite.
+ */
+#include "annotate.h"
+#include "conform.h"
+#include "pagepool.h"
+#include "test.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define PAGE ((size_t)sysconf(_SC_PAGESIZE))
+
+static bool is_aligned(const void *p, size_t a) { return (uintptr_t)p % a == 0; }
+
+/* Checked builds (ALLOC_DEBUG) are the ones that can inject map failures. */
+static bool checked_build(void) { return pp_debug_fail_map(0); }
+
+static uintptr_t page_of(const void *p)
+{
+    return (uintptr_t)p & ~(uintptr_t)(PAGE - 1);
+}
+
+/* Is [p, p + n) mapped? mincore() answers ENOMEM for an unmapped range,
+ * without touching it. */
+static bool is_mapped(const void *p, size_t n)
+{
+    unsigned char vec[64];
+    return mincore((void *)page_of(p), n, vec) == 0;
+}
+
+/* The footprint equation every state must satisfy. */
+static bool footprint_adds_up(const pp_stats_t *s)
+{
+    return s->mapped == s->page_size * (s->root_pages + s->chunks) +
+                            s->set_bytes;
+}
+
+/* ---- Creating and ending ------------------------------------------------ */
+
+static void test_create_maps_one_root_page(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    pp_stats_t s = pp_stats(a);
+    CHECK_EQ(s.page_size, PAGE); /* asked of the OS, not assumed */
+    CHECK_EQ(s.max_size, PAGE / 4);
+    CHECK_EQ(s.mapped, PAGE);
+    CHECK_EQ(s.root_pages, 1);
+    CHECK_EQ(s.pools, 0);
+    CHECK_EQ(s.chunks, 0);
+    CHECK_EQ(s.maps, 1);
+    CHECK_GE(s.pool_slots, 1);
+    CHECK_EQ(page_of(a), (uintptr_t)a->roots); /* lives in root page 0 */
+    CHECK(pp_check(a));
+    pp_destroy(a);
+    pp_destroy(NULL); /* ignored */
+}
+
+static void test_destroy_unmaps_everything(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    /* Every class once (so a second root page is chained), some blocks
+     * left live on purpose: they die with the allocator. */
+    void *blocks[256];
+    size_t n = 0;
+    for (size_t size = 16; size <= a->max_size && n < 256; size += 16)
+        blocks[n++] = pp_alloc(a, size);
+    for (size_t i = 0; i < n; i++)
+        REQUIRE(blocks[i] != NULL);
+    for (size_t i = 0; i < n; i += 2)
+        pp_free(a, blocks[i]);
+    const void *pages[512];
+    size_t npages = 0;
+    for (const pp_root_t *r = a->roots; r != NULL; r = r->next)
+        pages[npages++] = r;
+    for (size_t i = 1; i < n; i += 2)
+        pages[npages++] = pp_chunk_of(a, blocks[i]);
+    const void *set = a->set;
+    REQUIRE(set != NULL);
+    for (size_t i = 0; i < npages; i++)
+        REQUIRE(is_mapped(pages[i], PAGE));
+    pp_destroy(a);
+    for (size_t i = 0; i < npages; i++)
+        CHECK(!is_mapped(pages[i], PAGE));
+    CHECK(!is_mapped(set, PAGE));
+}
+
+/* ---- Sizes and classes ---------------------------------------------------- */
+
+static void test_every_size_gets_its_class(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    CHECK_EQ(pp_class_size(a, 0), 16);
+    CHECK_EQ(pp_class_size(a, 1), 16);
+    CHECK_EQ(pp_class_size(a, 16), 16);
+    CHECK_EQ(pp_class_size(a, 17), 32);
+    CHECK_EQ(pp_class_size(a, a->max_size), a->max_size);
+    CHECK_EQ(pp_class_size(a, a->max_size + 1), 0);
+    CHECK_EQ(pp_class_size(a, SIZE_MAX), 0);
+    for (size_t size = 0; size <= a->max_size; size++) {
+        unsigned char *p = pp_alloc(a, size);
+        REQUIRE(p != NULL);
+        size_t block = pp_block_size(a, p);
+        /* the smallest multiple of 16 that holds the request */
+        CHECK(block >= size && block >= 16 && block % 16 == 0);
+        CHECK(block == 16 || block - 16 < size);
+        CHECK_EQ(block, pp_class_size(a, size));
+        CHECK(is_aligned(p, 16));
+        memset(p, 0x5A, size); /* the whole request is writable */
+        pp_free(a, p);
+    }
+    CHECK_EQ(pp_stats(a).pools, a->nclasses);
+    CHECK(pp_check(a));
+    pp_destroy(a);
+}
+
+static void test_sizes_above_the_limit_are_refused(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    (void)pp_alloc(a, 40); /* something mapped already */
+    pp_stats_t before = pp_stats(a);
+    size_t sizes[] = {a->max_size + 1, PAGE,         SIZE_MAX,
+                      SIZE_MAX - 15,   SIZE_MAX / 2 + 1};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        errno = 0;
+        CHECK_NULL(pp_alloc(a, sizes[i]));
+        CHECK_INT_EQ(errno, ENOMEM);
+    }
+    pp_stats_t after = pp_stats(a);
+    CHECK_EQ(after.mapped, before.mapped);
+    CHECK_EQ(after.pools, before.pools);
+    CHECK_EQ(after.live_blocks, before.live_blocks);
+    CHECK(pp_check(a));
+    pp_destroy(a);
+}
+
+static void test_zero_and_null(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    void *x = pp_alloc(a, 0);
+    void *y = pp_alloc(a, 0);
+    CHECK_NOT_NULL(x);
+    CHECK_NOT_NULL(y);
+    CHECK(x != y);
+    pp_stats_t before = pp_stats(a);
+    pp_free(a, NULL); /* does nothing */
+    pp_stats_t after = pp_stats(a);
+    CHECK_EQ(after.live_blocks, 2);
+    CHECK_EQ(after.live_blocks, before.live_blocks);
+    CHECK_EQ(after.quarantined, before.quarantined);
+    pp_free(a, x);
+    pp_free(a, y);
+    CHECK_EQ(pp_stats(a).live_blocks, 0);
+    CHECK(pp_check(a));
+    pp_destroy(a);
+}
+
+/* ---- Pools, chunks, root pages -------------------------------------------- */
+
+static void test_pools_and_chunks_come_lazily(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    CHECK_EQ(pp_stats(a).pools, 0);
+    void *p = pp_alloc(a, 24);
+    REQUIRE(p != NULL);
+    pp_stats_t s = pp_stats(a);
+    CHECK_EQ(s.pools, 1);
+    CHECK_EQ(s.chunks, 1);
+    CHECK_EQ(s.set_bytes, PAGE); /* the set's first mapping */
+    CHECK(footprint_adds_up(&s));
+    (void)pp_alloc(a, 30); /* same class (32 B): same pool, same chunk */
+    CHECK_EQ(pp_stats(a).chunks, 1);
+    (void)pp_alloc(a, 100); /* class 112: a second pool and chunk */
+    s = pp_stats(a);
+    CHECK_EQ(s.pools, 2);
+    CHECK_EQ(s.chunks, 2);
+    CHECK(footprint_adds_up(&s));
+    CHECK(pp_check(a));
+    pp_destroy(a);
+}
+
+/* Allocates blocks of `size` until one lands in a second chunk; returns
+ * how many the first chunk held (its pointers in out[]). */
+static size_t fill_one_chunk(pp_allocator_t *a, size_t size, void **out,
+                             size_t max)
+{
+    size_t n = 0;
+    size_t chunks = pp_stats(a).chunks;
+    while (n < max) {
+        void *p = pp_alloc(a, size);
+        if (p == NULL || pp_stats(a).chunks != chunks + 1) {
+            pp_free(a, p);
+            break;
+        }
+        out[n++] = p;
+    }
+    return n;
+}
+
+static int by_address(const void *x, const void *y)
+{
+    uintptr_t a = *(const uintptr_t *)x, b = *(const uintptr_t *)y;
+    return (a > b) - (a < b);
+}
+
+static void test_a_chunk_is_one_page_found_by_mask(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    static void *blocks[4096];
+    size_t k = fill_one_chunk(a, 48, blocks, 4096);
+    REQUIRE(k > 0);
+    pp_chunk_t *c = pp_chunk_of(a, blocks[0]);
+    REQUIRE(c != NULL);
+    CHECK(is_aligned(c, PAGE));
+    CHECK_EQ(c->pool->block_size, 48);
+    CHECK_EQ(c->pool->nblocks, k);
+    CHECK_EQ(c->live, k);
+    /* As many blocks as fit after the header, and most of the page. */
+    CHECK_LE(c->pool->first + k * c->pool->stride, PAGE);
+    CHECK_GE(c->pool->first + (k + 1) * c->pool->stride, PAGE + 1);
+    CHECK_GE(k * 48, PAGE / 2);
+    qsort(blocks, k, sizeof blocks[0], by_address);
+    for (size_t i = 0; i < k; i++) {
+        CHECK_EQ(page_of(blocks[i]), (uintptr_t)c); /* the mask finds it */
+        CHECK_PTR_EQ(pp_chunk_of(a, blocks[i]), c);
+        CHECK((uintptr_t)blocks[i] + 48 <= (uintptr_t)c + PAGE);
+        CHECK((uintptr_t)blocks[i] > (uintptr_t)c); /* header comes first */
+        if (i > 0) /* distinct, and no overlap */
+            CHECK_GE((uintptr_t)blocks[i] - (uintptr_t)blocks[i - 1], 48);
+    }
+    /* The next block of the class is in another page. */
+    void *next = pp_alloc(a, 48);
+    REQUIRE(next != NULL);
+    CHECK(page_of(next) != (uintptr_t)c);
+    CHECK(pp_check(a));
+    pp_destroy(a);
+}
+
+static void test_chunk_of_answers_for_foreign_addresses(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    void *p = pp_alloc(a, 64);
+    REQUIRE(p != NULL);
+    int local = 0;
+    void *heap = malloc(64);
+    CHECK_NOT_NULL(pp_chunk_of(a, p));
+    CHECK_NULL(pp_chunk_of(a, &local));
+    CHECK_NULL(pp_chunk_of(a, heap));
+    CHECK_NULL(pp_chunk_of(a, a)); /* a root page is not a chunk */
+    CHECK_NULL(pp_chunk_of(a, NULL));
+    /* An address in a page that is not mapped at all: answered from the
+     * set, without touching the page. */
+    void *gone = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(gone != MAP_FAILED);
+    munmap(gone, PAGE);
+    CHECK_NULL(pp_chunk_of(a, (char *)gone + 100));
+    /* A chunk given back to the OS is no longer ours. */
+    uintptr_t chunk = page_of(p);
+    pp_free(a, p);
+    pp_trim(a);
+    CHECK(!is_mapped((void *)chunk, PAGE));
+    CHECK_NULL(pp_chunk_of(a, (void *)chunk));
+    free(heap);
+    pp_destroy(a);
+}
+
+static void test_root_pages_chain_when_full(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    static void *blocks[1024];
+    size_t n = 0;
+    for (size_t size = 16; size <= a->max_size; size += 16) {
+        pp_stats_t before = pp_stats(a);
+        void *p = pp_alloc(a, size);
+        REQUIRE(p != NULL);
+        blocks[n++] = p;
+        pp_stats_t after = pp_stats(a);
+        CHECK_EQ(after.pools, before.pools + 1); /* a new class, a new pool */
+        /* A root page is chained exactly when the slots ran out. */
+        CHECK_EQ(after.root_pages,
+                 before.root_pages + (before.pools == before.pool_slots));
+        CHECK_LE(after.pools, after.pool_slots);
+        CHECK(footprint_adds_up(&after));
+        CHECK_EQ(pp_chunk_of(a, p)->pool->block_size, size);
+        REQUIRE(pp_check(a));
+    }
+    /* With 4 KB pages, 64 pool headers of 72 B cannot share one page. */
+    if (PAGE == 4096)
+        CHECK_EQ(pp_stats(a).root_pages, 2);
+    for (size_t i = 0; i < n; i++)
+        pp_free(a, blocks[i]);
+    CHECK(pp_check(a));
+    pp_destroy(a);
+}
+
+/* ---- Giving memory back ----------------------------------------------------- */
+
+/* Pushes every block out of the quarantine of a checked build by freeing
+ * PP_QUARANTINE blocks of one other class (returned, to be freed later). */
+static void quarantine_rotate(pp_allocator_t *a, void **held)
+{
+    for (int i = 0; i < PP_QUARANTINE; i++)
+        held[i] = pp_alloc(a, 16);
+    for (int i = 0; i < PP_QUARANTINE; i++)
+        pp_free(a, held[i]);
+}
+
+#define FOOTPRINT_CHUNKS 40
+
+static void test_footprint_falls_after_frees(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    void *first = pp_alloc(a, 64);
+    REQUIRE(first != NULL);
+    size_t per_chunk = pp_chunk_of(a, first)->pool->nblocks;
+    size_t n = per_chunk * FOOTPRINT_CHUNKS;
+    void **blocks = malloc(n * sizeof *blocks);
+    REQUIRE(blocks != NULL);
+    blocks[0] = first;
+    for (size_t i = 1; i < n; i++) {
+        blocks[i] = pp_alloc(a, 64);
+        REQUIRE(blocks[i] != NULL);
+    }
+    pp_stats_t peak = pp_stats(a);
+    CHECK_EQ(peak.chunks, FOOTPRINT_CHUNKS);
+    CHECK(footprint_adds_up(&peak));
+    /* Free in random order, so chunks empty at random moments. */
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = test_rand_range(0, i);
+        void *t = blocks[i];
+        blocks[i] = blocks[j];
+        blocks[j] = t;
+    }
+    for (size_t i = 0; i < n; i++)
+        pp_free(a, blocks[i]);
+    pp_stats_t after = pp_stats(a);
+    CHECK(pp_check(a));
+    CHECK(footprint_adds_up(&after));
+    CHECK_EQ(after.live_blocks, 0);
+    /* What is left: one spare, and the chunks of quarantined blocks. */
+    CHECK_LE(after.chunks, 1 + after.quarantined);
+    CHECK_GE(after.unmaps, FOOTPRINT_CHUNKS - 1 - after.quarantined);
+    CHECK_LT(after.mapped, peak.mapped / 2);
+    CHECK_EQ(after.peak_mapped, peak.mapped);
+    /* Trim gives back the rest: only the root page remains. */
+    size_t released = pp_trim(a);
+    pp_stats_t trimmed = pp_stats(a);
+    CHECK_EQ(released, after.mapped - trimmed.mapped);
+    CHECK_EQ(trimmed.chunks, 0);
+    CHECK_EQ(trimmed.set_bytes, 0);
+    CHECK_EQ(trimmed.mapped, PAGE);
+    CHECK(pp_check(a));
+    free(blocks);
+    pp_destroy(a);
+}
+
+static void test_spare_chunk_prevents_thrashing(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    void *p = pp_alloc(a, 64);
+    pp_free(a, p);
+    pp_stats_t before = pp_stats(a);
+    CHECK_EQ(before.chunks, 1); /* kept, empty or not */
+    for (int i = 0; i < 1000; i++) {
+        p = pp_alloc(a, 64);
+        REQUIRE(p != NULL);
+        pp_free(a, p);
+    }
+    pp_stats_t after = pp_stats(a);
+    CHECK_EQ(after.maps, before.maps); /* no syscall at all */
+    CHECK_EQ(after.unmaps, before.unmaps);
+    CHECK_EQ(after.chunks, 1);
+    CHECK(pp_check(a));
+    pp_destroy(a);
+}
+
+static void test_at_most_one_spare_per_pool(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    static void *blocks[3][4096];
+    size_t k[3];
+    for (int c = 0; c < 3; c++)
+        k[c] = fill_one_chunk(a, 256, blocks[c], 4096);
+    /* fill_one_chunk leaves the next chunk mapped (its spare) */
+    for (int c = 0; c < 3; c++)
+        for (size_t i = 0; i < k[c]; i++)
+            pp_free(a, blocks[c][i]);
+    void *held[PP_QUARANTINE + 1];
+    quarantine_rotate(a, held);
+    /* The 256-B pool had 4 chunks and keeps one, as its spare; the 16-B
+     * pool's chunk holds the quarantined blocks in checked builds, or is
+     * that pool's spare in release builds. */
+    pp_pool_t *pool = a->pool_of_class[256 / 16];
+    CHECK_EQ(pool->nchunks, 1);
+    CHECK_NOT_NULL(pool->spare);
+    pp_stats_t s = pp_stats(a);
+    size_t small_chunks = PP_QUARANTINE ? 1 : 0; /* 16-B pool in use? */
+    CHECK_EQ(s.chunks, 1 + small_chunks);
+    CHECK_EQ(s.spares, 1);
+    CHECK(pp_check(a));
+    pp_destroy(a);
+}
+
+/* ---- Reuse and the quarantine ------------------------------------------------ */
+
+static void test_freed_block_reuse(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    void *p = pp_alloc(a, 32);
+    REQUIRE(p != NULL);
+    pp_free(a, p);
+    if (PP_QUARANTINE == 0) {
+        /* Release builds: LIFO, the block just freed comes back first. */
+        CHECK_PTR_EQ(pp_alloc(a, 32), p);
+    } else {
+        /* Checked builds: it is held back while PP_QUARANTINE other
+         * blocks pass, so a stale pointer meets dead memory. */
+        CHECK_EQ(pp_stats(a).quarantined, 1);
+        for (int i = 0; i < 2 * PP_QUARANTINE; i++)
+            CHECK(pp_alloc(a, 32) != p);
+        pp_trim(a); /* the quarantine empties onto the free list */
+        CHECK_EQ(pp_stats(a).quarantined, 0);
+        CHECK_PTR_EQ(pp_alloc(a, 32), p);
+    }
+    CHECK(pp_check(a));
+    pp_destroy(a);
+}
+
+/* ---- Misuse: each runs in a child, which must abort with a message ---------- */
+
+static void free_stack_address(void *arg)
+{
+    (void)arg;
+    pp_allocator_t *a = pp_create();
+    (void)pp_alloc(a, 64);
+    int local = 0;
+    pp_free(a, &local);
+}
+
+static void free_heap_address(void *arg)
+{
+    (void)arg;
+    pp_allocator_t *a = pp_create();
+    pp_free(a, malloc(64));
+}
+
+static void free_into_unmapped_chunk(void *arg)
+{
+    (void)arg;
+    pp_allocator_t *a = pp_create();
+    void *p = pp_alloc(a, 64);
+    pp_free(a, p);
+    pp_trim(a); /* its page goes back to the OS */
+    pp_free(a, p);
+}
+
+static void free_misaligned(void *arg)
+{
+    pp_allocator_t *a = pp_create();
+    char *p = pp_alloc(a, 48);
+    pp_free(a, p + (uintptr_t)arg);
+}
+
+static void free_chunk_header(void *arg)
+{
+    (void)arg;
+    pp_allocator_t *a = pp_create();
+    char *p = pp_alloc(a, 48);
+    pp_free(a, (char *)pp_chunk_of(a, p) + 16);
+}
+
+static void free_twice(void *arg)
+{
+    pp_allocator_t *a = pp_create();
+    void *p = pp_alloc(a, 48);
+    pp_free(a, p);
+    if (arg != NULL) { /* let it leave the quarantine first */
+        void *held[PP_QUARANTINE + 1];
+        quarantine_rotate(a, held);
+    }
+    pp_free(a, p);
+}
+
+static void free_fresh_block(void *arg)
+{
+    (void)arg;
+    pp_allocator_t *a = pp_create();
+    char *p = pp_alloc(a, 48);
+    pp_chunk_t *c = pp_chunk_of(a, p);
+    pp_free(a, (char *)c + c->pool->first + 5 * c->pool->stride);
+}
+
+static void block_size_of_freed(void *arg)
+{
+    (void)arg;
+    pp_allocator_t *a = pp_create();
+    void *p = pp_alloc(a, 48);
+    pp_free(a, p);
+    (void)pp_block_size(a, p);
+}
+
+static void block_size_misaligned(void *arg)
+{
+    (void)arg;
+    pp_allocator_t *a = pp_create();
+    char *p = pp_alloc(a, 48);
+    (void)pp_block_size(a, p + 8);
+}
+
+static void test_misuse_always_reported(void)
+{
+    CHECK_ABORTS(free_misaligned, (void *)1, "03-pool-mmap: pp_free(0x");
+    CHECK_ABORTS(free_misaligned, (void *)1, "not the start of a block");
+    CHECK_ABORTS(free_misaligned, (void *)16, "not the start of a block");
+    CHECK_ABORTS(free_chunk_header, NULL, "not the start of a block");
+    CHECK_ABORTS(free_twice, NULL, "double free");
+    CHECK_ABORTS(free_twice, (void *)1, "double free");
+    CHECK_ABORTS(free_fresh_block, NULL, "not a live block (never handed out)");
+    CHECK_ABORTS(block_size_of_freed, NULL,
+                 "pp_block_size(0x");
+    CHECK_ABORTS(block_size_of_freed, NULL, "not a live block (it was freed)");
+    CHECK_ABORTS(block_size_misaligned, NULL, "not the start of a block");
+}
+
+static void test_misuse_foreign_pointers_reported(void)
+{
+    if (!checked_build()) {
+        test_skip("checked builds only: release builds do not look up the "
+                  "chunk set on free");
+        return;
+    }
+    CHECK_ABORTS(free_stack_address, NULL, "not a block of this allocator");
+    CHECK_ABORTS(free_heap_address, NULL, "not a block of this allocator");
+    CHECK_ABORTS(free_into_unmapped_chunk, NULL,
+                 "not a block of this allocator");
+}
+
+/* ---- Out of memory (checked builds inject map failures) --------------------- */
+
+static void test_out_of_memory_leaves_a_sound_heap(void)
+{
+    if (!checked_build()) {
+        test_skip("checked builds only: map failures are injected");
+        return;
+    }
+    pp_debug_fail_map(1); /* pp_create's root page */
+    errno = 0;
+    CHECK_NULL(pp_create());
+    CHECK_INT_EQ(errno, ENOMEM);
+
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    pp_debug_fail_map(1); /* the chunk set's first mapping */
+    errno = 0;
+    CHECK_NULL(pp_alloc(a, 64));
+    CHECK_INT_EQ(errno, ENOMEM);
+    CHECK(pp_check(a));
+    pp_debug_fail_map(2); /* the set maps, the chunk does not */
+    errno = 0;
+    CHECK_NULL(pp_alloc(a, 64));
+    CHECK_INT_EQ(errno, ENOMEM);
+    CHECK(pp_check(a));
+    CHECK_EQ(pp_stats(a).chunks, 0);
+    CHECK_NOT_NULL(pp_alloc(a, 64)); /* and then it works */
+
+    /* A root page to chain, refused. */
+    pp_stats_t s = pp_stats(a);
+    size_t size = 16;
+    for (; s.pools < s.pool_slots; size += 16) {
+        CHECK_NOT_NULL(pp_alloc(a, size));
+        s = pp_stats(a);
+    }
+    if (size <= a->max_size) {
+        pp_debug_fail_map(1);
+        errno = 0;
+        CHECK_NULL(pp_alloc(a, size));
+        CHECK_INT_EQ(errno, ENOMEM);
+        CHECK_EQ(pp_stats(a).root_pages, 1);
+        CHECK(pp_check(a));
+        CHECK_NOT_NULL(pp_alloc(a, size));
+        CHECK_EQ(pp_stats(a).root_pages, 2);
+    }
+    pp_debug_fail_map(0);
+    pp_destroy(a);
+}
+
+/* The chunk set grows when half full and shrinks when 1/8 full; a refused
+ * mapping leaves it as it was, working. */
+static void test_chunk_set_resizes_and_survives_refusals(void)
+{
+    if (!checked_build()) {
+        test_skip("checked builds only: map failures are injected");
+        return;
+    }
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    size_t slots = PAGE / sizeof(uintptr_t); /* the set's first size */
+    size_t per_chunk = 0, n = 0, cap = 4 * slots;
+    void **blocks = malloc(cap * 4 * sizeof *blocks);
+    REQUIRE(blocks != NULL);
+    /* The largest class: few blocks a chunk, so many chunks quickly. */
+    while (pp_stats(a).chunks < slots / 2) {
+        blocks[n] = pp_alloc(a, a->max_size);
+        REQUIRE(blocks[n] != NULL);
+        n++;
+    }
+    per_chunk = pp_chunk_of(a, blocks[0])->pool->nblocks;
+    while (pp_stats(a).live_blocks % per_chunk != 0) /* fill the last */
+        blocks[n++] = pp_alloc(a, a->max_size);
+    CHECK_EQ(pp_stats(a).set_bytes, PAGE); /* exactly half full */
+    pp_debug_fail_map(1);                 /* the grown set is refused */
+    errno = 0;
+    CHECK_NULL(pp_alloc(a, a->max_size));
+    CHECK_INT_EQ(errno, ENOMEM);
+    CHECK(pp_check(a));
+    CHECK_EQ(pp_stats(a).set_bytes, PAGE);
+    blocks[n] = pp_alloc(a, a->max_size); /* now it grows */
+    REQUIRE(blocks[n] != NULL);
+    n++;
+    CHECK_EQ(pp_stats(a).set_bytes, 2 * PAGE);
+    CHECK(pp_check(a));
+    /* Free everything, refusing every shrink: the set stays large but
+     * correct, and goes away whole when the last chunk does. */
+    for (size_t i = 0; i < n; i++) {
+        pp_debug_fail_map(1);
+        pp_free(a, blocks[i]);
+        if (i % 64 == 0)
+            REQUIRE(pp_check(a));
+    }
+    pp_debug_fail_map(0);
+    CHECK_EQ(pp_stats(a).set_bytes, 2 * PAGE);
+    CHECK(pp_check(a));
+    pp_trim(a);
+    CHECK_EQ(pp_stats(a).set_bytes, 0);
+    /* And without refusals it shrinks on the way down. */
+    n = 0;
+    while (pp_stats(a).chunks < slots / 2 + 1)
+        blocks[n++] = pp_alloc(a, a->max_size);
+    CHECK_EQ(pp_stats(a).set_bytes, 2 * PAGE);
+    for (size_t i = 0; i < n; i++)
+        pp_free(a, blocks[i]);
+    void *held[PP_QUARANTINE + 1];
+    quarantine_rotate(a, held);
+    CHECK_EQ(pp_stats(a).set_bytes, PAGE);
+    CHECK(pp_check(a));
+    free(blocks);
+    pp_destroy(a);
+}
+
+/* ---- The checker catches a broken heap ----------------------------------------- */
+
+/* Reads and writes the free-list link inside a free block, opening it for
+ * the memory tools as the allocator does. */
+static pp_free_t *peek_link(pp_free_t *f)
+{
+    track_mem_defined(f, sizeof *f);
+    pp_free_t *next = f->next;
+    track_mem_noaccess(f, sizeof *f);
+    return next;
+}
+
+static void poke_link(pp_free_t *f, pp_free_t *next)
+{
+    track_mem_undefined(f, sizeof *f);
+    f->next = next;
+    track_mem_noaccess(f, sizeof *f);
+}
+
+/* pp_check fails, for the reason expected, then passes once repaired. */
+#define CHECK_BROKEN(a, reason)                                              \
+    do {                                                                     \
+        CHECK(!pp_check(a));                                                 \
+        CHECK(strstr(pp_check_failure(), reason) != NULL);                   \
+    } while (0)
+
+static void test_check_catches_broken_heaps(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    void *b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = pp_alloc(a, 64);
+    void *other = pp_alloc(a, 128); /* another pool, another chunk */
+    pp_free(a, b[1]);
+    pp_free(a, b[3]);
+    pp_free(a, b[5]);
+    pp_trim(a); /* checked builds: out of the quarantine, onto the list */
+    REQUIRE(pp_check(a));
+    pp_chunk_t *c = pp_chunk_of(a, b[0]);
+    REQUIRE(c != NULL && c->listed == 3);
+    pp_free_t *head = c->free, *second = peek_link(head);
+
+    /* Counts in the chunk header. */
+    c->listed++;
+    CHECK_BROKEN(a, "live + listed + held != carved");
+    c->listed--;
+    uint32_t carved = c->carved;
+    c->carved = c->pool->nblocks + 1;
+    CHECK_BROKEN(a, "carved more blocks");
+    c->carved = carved;
+    /* The bitmap: a free block marked live. */
+    uint32_t i1 = (uint32_t)(((char *)b[1] - (char *)c - c->pool->first) /
+                             c->pool->stride);
+    c->live_map[i1 / 64] ^= (uint64_t)1 << (i1 % 64);
+    CHECK_BROKEN(a, "bitmap disagrees");
+    c->live_map[i1 / 64] ^= (uint64_t)1 << (i1 % 64);
+    REQUIRE(pp_check(a));
+
+    /* The free list: a cycle, a node outside the chunk, a node off a
+     * block boundary, a node that is a live block, a lost node. */
+    poke_link(head, head);
+    CHECK_BROKEN(a, "longer than its count");
+    poke_link(head, other);
+    CHECK_BROKEN(a, "leaves its chunk");
+    poke_link(head, (pp_free_t *)((char *)second + 8));
+    CHECK_BROKEN(a, "not a carved block's start");
+    poke_link(head, b[0]);
+    CHECK_BROKEN(a, "is a live block");
+    poke_link(head, NULL);
+    CHECK_BROKEN(a, "shorter than its count");
+    poke_link(head, second);
+    REQUIRE(pp_check(a));
+
+    /* The pool, the lists, the set, the footprint, the root chain. */
+    c->pool->live++;
+    CHECK_BROKEN(a, "not the sum of its chunks'");
+    c->pool->live--;
+    c->pool->nblocks++;
+    CHECK_BROKEN(a, "geometry");
+    c->pool->nblocks--;
+    pp_chunk_t *oc = pp_chunk_of(a, other);
+    pp_pool_t *op = oc->pool;
+    op->full = oc; /* a chunk with room, on the full list too */
+    CHECK_BROKEN(a, "with room is on full");
+    op->full = NULL;
+    size_t slot = 0;
+    while (a->set[slot] != (uintptr_t)c)
+        slot++;
+    a->set[slot] = 0;
+    CHECK_BROKEN(a, "missing from the chunk set");
+    a->set[slot] = (uintptr_t)c;
+    a->mapped += PAGE;
+    CHECK_BROKEN(a, "mapped byte count");
+    a->mapped -= PAGE;
+    a->pool_of_class[3] = op;
+    CHECK_BROKEN(a, "pool_of_class");
+    a->pool_of_class[3] = NULL;
+    a->nroots++;
+    CHECK_BROKEN(a, "root chain");
+    a->nroots--;
+    CHECK(pp_check(a));
+    CHECK_EQ(strlen(pp_check_failure()), 0);
+    pp_destroy(a);
+}
+
+/* ---- The drawing ------------------------------------------------------------- */
+
+static void test_dump_draws_the_heap(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    void *x = pp_alloc(a, 256);
+    void *y = pp_alloc(a, 256);
+    void *z = pp_alloc(a, 256);
+    REQUIRE(x && y && z);
+    pp_free(a, y);
+    char out[4096] = {0};
+    FILE *f = fmemopen(out, sizeof out - 1, "w");
+    REQUIRE(f != NULL);
+    pp_dump(a, f);
+    fclose(f);
+    CHECK(strstr(out, "1 root page,") != NULL);
+    CHECK(strstr(out, "1 pool,") != NULL);
+    CHECK(strstr(out, "pool 256 B") != NULL);
+    CHECK(strstr(out, "2 live") != NULL);
+    /* live, freed (on the list, or held in checked builds), live, fresh */
+    CHECK(strstr(out, PP_QUARANTINE ? "|#q#-" : "|#.#-") != NULL);
+    pp_trim(a);
+    f = fmemopen(out, sizeof out - 1, "w");
+    REQUIRE(f != NULL);
+    pp_dump(a, f);
+    fclose(f);
+    CHECK(strstr(out, "|#.#-") != NULL);
+    CHECK(strstr(out, "free list: 1\n") != NULL);
+    pp_destroy(a);
+}
+
+/* ---- A randomized run, checked after every operation ------------------------- */
+
+#define MAX_LIVE 600
+
+typedef struct live_block {
+    unsigned char *p;
+    size_t size;
+    unsigned char tag;
+} live_block;
+
+static bool block_intact(const live_block *b)
+{
+    for (size_t j = 0; j < b->size; j++)
+        if (b->p[j] != b->tag)
+            return false;
+    return true;
+}
+
+static void test_random_ops_keep_invariants(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    static live_block live[MAX_LIVE];
+    size_t nlive = 0;
+    size_t ops = test_scale(4000);
+    for (size_t op = 0; op < ops; op++) {
+        unsigned r = (unsigned)test_rand_range(0, 99);
+        if (r < 55 && nlive < MAX_LIVE) {
+            /* mostly small, sometimes up to the limit, sometimes 0 */
+            size_t size = r < 40 ? test_rand_range(0, 128)
+                                 : test_rand_range(0, a->max_size);
+            unsigned char *p = pp_alloc(a, size);
+            REQUIRE(p != NULL);
+            CHECK(is_aligned(p, 16));
+            CHECK_GE(pp_block_size(a, p), size);
+            unsigned char tag = (unsigned char)test_rand();
+            memset(p, tag, size);
+            live[nlive++] = (live_block){p, size, tag};
+        } else if (r < 98 && nlive > 0) {
+            size_t k = test_rand_range(0, nlive - 1);
+            REQUIRE(block_intact(&live[k]));
+            pp_free(a, live[k].p);
+            live[k] = live[--nlive];
+        } else {
+            pp_trim(a);
+        }
+        REQUIRE(pp_check(a));
+        pp_stats_t s = pp_stats(a);
+        CHECK_EQ(s.live_blocks, nlive);
+        CHECK(footprint_adds_up(&s));
+        CHECK_LE(s.spares, s.pools);
+    }
+    for (size_t k = 0; k < nlive; k++) {
+        CHECK(block_intact(&live[k]));
+        pp_free(a, live[k].p);
+    }
+    CHECK(pp_check(a));
+    pp_destroy(a);
+}
+
+/* ---- The conformance suite --------------------------------------------------- */
+
+static void *c_create(void) { return pp_create(); }
+static void c_destroy(void *a) { pp_destroy(a); }
+static void *c_alloc(void *a, size_t size) { return pp_alloc(a, size); }
+static void c_free(void *a, void *p, size_t size)
+{
+    (void)size;
+    pp_free(a, p);
+}
+static bool c_check(void *a) { return pp_check(a); }
+
+int main(int argc, char **argv)
+{
+    test_init(argc, argv);
+    RUN_TEST(test_create_maps_one_root_page);
+    RUN_TEST(test_destroy_unmaps_everything);
+    RUN_TEST(test_every_size_gets_its_class);
+    RUN_TEST(test_sizes_above_the_limit_are_refused);
+    RUN_TEST(test_zero_and_null);
+    RUN_TEST(test_pools_and_chunks_come_lazily);
+    RUN_TEST(test_a_chunk_is_one_page_found_by_mask);
+    RUN_TEST(test_chunk_of_answers_for_foreign_addresses);
+    RUN_TEST(test_root_pages_chain_when_full);
+    RUN_TEST(test_footprint_falls_after_frees);
+    RUN_TEST(test_spare_chunk_prevents_thrashing);
+    RUN_TEST(test_at_most_one_spare_per_pool);
+    RUN_TEST(test_freed_block_reuse);
+    RUN_TEST(test_misuse_always_reported);
+    RUN_TEST(test_misuse_foreign_pointers_reported);
+    RUN_TEST(test_out_of_memory_leaves_a_sound_heap);
+    RUN_TEST(test_chunk_set_resizes_and_survives_refusals);
+    RUN_TEST(test_check_catches_broken_heaps);
+    RUN_TEST(test_dump_draws_the_heap);
+    RUN_TEST(test_random_ops_keep_invariants);
+
+    /* The page size is known at run time only: the suite's limits too. */
+    conform_ops ops = {
+        .name = "03-pool-mmap",
+        .caps = CONFORM_ANY_SIZE | CONFORM_FREE,
+        .align = PP_ALIGN,
+        .max_size = PAGE / 4,
+        .capacity = 0, /* grows a page at a time */
+        .create = c_create,
+        .destroy = c_destroy,
+        .alloc = c_alloc,
+        .free = c_free,
+        .check = c_check,
+    };
+    conform_run(&ops);
+    return test_finish();
+}
