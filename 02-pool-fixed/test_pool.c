@@ -1,0 +1,715 @@
+/*
+ * test_pool.c: unit tests of every pool_* function and error path, for both
+ * backings; each misuse report proved in a child process; proof that
+ * pool_check() catches a broken pool (damaged copies of the state, damaged
+ * free-list links); a randomized run with pool_check() after every
+ * operation; then the conformance suite, as a fixed-size allocator.
+ */
+#include "conform.h"
+#include "pool.h"
+#include "test.h"
+
+/* For TRACK_ENABLED, and to open a free block's link to the memory tools
+ * when a test damages it on purpose. */
+#include "annotate.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Checked builds: the misuse checks, live bits and quarantine are there.
+ * Annotated builds are always checked builds (see pool.c). */
+#if defined(ALLOC_DEBUG) || TRACK_ENABLED
+#define CHECKED 1
+#else
+#define CHECKED 0
+#endif
+
+#define PAGE       ((size_t)sysconf(_SC_PAGESIZE))
+#define ONE_BUFFER POOL_BACKING_ONE_BUFFER
+#define PER_BLOCK  POOL_BACKING_MALLOC_PER_BLOCK
+
+static const unsigned backings[] = {ONE_BUFFER, PER_BLOCK};
+#define NBACKINGS (sizeof backings / sizeof backings[0])
+
+static bool is_aligned(const void *p, size_t a)
+{
+    return (uintptr_t)p % a == 0;
+}
+
+/* What pool_create() promises to make of a request: room for the link,
+ * rounded up to POOL_ALIGN. */
+static size_t rounded(size_t request)
+{
+    if (request < sizeof(void *))
+        request = sizeof(void *);
+    return (request + POOL_ALIGN - 1) / POOL_ALIGN * POOL_ALIGN;
+}
+
+/* Opens a free block's link to the memory tools, for a test that damages
+ * or repairs it on purpose, and closes it again. */
+static void set_link(void *block, void *next)
+{
+    track_mem_undefined(block, sizeof(void *));
+    ((pool_free_block_t *)block)->next = next;
+    track_mem_noaccess(block, sizeof(void *));
+}
+
+/* ---- Creating and ending pools ----------------------------------------------
+ */
+
+static void test_create_rounds_block_size(void)
+{
+    size_t requests[] = {1, 7, 8, 15, 16, 17, 24, 48, 100, 4096};
+    for (size_t b = 0; b < NBACKINGS; b++) {
+        for (size_t r = 0; r < sizeof requests / sizeof requests[0]; r++) {
+            pool_t *pool = pool_create(requests[r], 4, backings[b]);
+            REQUIRE(pool != NULL);
+            pool_stats_t s = pool_stats(pool);
+            CHECK_EQ(s.block_size, rounded(requests[r]));
+            CHECK_GE(s.block_size, requests[r]);
+            /* a redzone after each block only where a tool watches and the
+             * blocks are contiguous */
+            size_t rz = (TRACK_ENABLED && backings[b] == ONE_BUFFER) ? 16 : 0;
+            CHECK_EQ(s.stride, s.block_size + rz);
+            CHECK_EQ(s.capacity, 4);
+            CHECK_EQ(s.free + s.quarantined, 4);
+            CHECK_EQ(s.chunks, 1);
+            for (int i = 0; i < 4; i++) {
+                unsigned char *p = pool_alloc(pool);
+                REQUIRE(p != NULL);
+                CHECK(is_aligned(p, POOL_ALIGN));
+                memset(p, 0x5A, s.block_size); /* all of it is usable */
+            }
+            CHECK(pool_check(pool));
+            pool_destroy(pool); /* blocks still live: they die with it */
+        }
+    }
+}
+
+static void test_create_rejects_bad_arguments(void)
+{
+    struct {
+        size_t size, n;
+        unsigned flags;
+    } bad[] = {
+        {0, 8, 0}, {16, 0, 0}, {0, 0, 0}, {16, 8, 1u << 3}, {16, 8, 1u << 31}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        errno = 0;
+        CHECK_NULL(pool_create(bad[i].size, bad[i].n, bad[i].flags));
+        CHECK_INT_EQ(errno, EINVAL);
+    }
+}
+
+static void test_create_refuses_impossible_sizes(void)
+{
+    /* Sizes whose arithmetic overflows: refused before any memory is asked
+     * for, with either backing. */
+    struct {
+        size_t size, n;
+    } overflow[] = {{SIZE_MAX, 1},     {SIZE_MAX - 14, 1}, {SIZE_MAX / 2, 4},
+                    {4096, SIZE_MAX},  {16, SIZE_MAX / 8}, {SIZE_MAX, SIZE_MAX},
+                    {SIZE_MAX - 30, 2}};
+    for (size_t b = 0; b < NBACKINGS; b++) {
+        for (size_t i = 0; i < sizeof overflow / sizeof overflow[0]; i++) {
+            errno = 0;
+            CHECK_NULL(pool_create(overflow[i].size, overflow[i].n,
+                                   backings[b] | POOL_FIXED));
+            CHECK_INT_EQ(errno, ENOMEM);
+        }
+    }
+    /* No overflow, but 2^60 bytes: the OS says no, and so does the pool.
+     * (One buffer only: a malloc that large makes ASan stop the program.) */
+    errno = 0;
+    CHECK_NULL(pool_create((size_t)1 << 40, (size_t)1 << 20, ONE_BUFFER));
+    CHECK_INT_EQ(errno, ENOMEM);
+}
+
+static void test_destroy_null_and_free_null_do_nothing(void)
+{
+    pool_destroy(NULL);
+    for (size_t b = 0; b < NBACKINGS; b++) {
+        pool_t *pool = pool_create(32, 8, backings[b]);
+        REQUIRE(pool != NULL);
+        void *p = pool_alloc(pool);
+        pool_stats_t before = pool_stats(pool);
+        pool_free(pool, NULL);
+        pool_stats_t after = pool_stats(pool);
+        CHECK_EQ(after.live, before.live);
+        CHECK_EQ(after.free, before.free);
+        CHECK_EQ(after.quarantined, before.quarantined);
+        CHECK(pool_check(pool));
+        pool_free(pool, p);
+        CHECK_EQ(pool_stats(pool).live, 0);
+        pool_destroy(pool);
+    }
+}
+
+/* ---- Allocating and freeing
+ * ---------------------------------------------------- */
+
+static void test_fresh_chunk_is_handed_out_in_address_order(void)
+{
+    pool_t *pool = pool_create(40, 16, ONE_BUFFER);
+    REQUIRE(pool != NULL);
+    unsigned char *prev = pool_alloc(pool);
+    REQUIRE(prev != NULL);
+    for (int i = 1; i < 16; i++) {
+        unsigned char *p = pool_alloc(pool);
+        REQUIRE(p != NULL);
+        CHECK_PTR_EQ(p, prev + pool->stride); /* the very next block */
+        prev = p;
+    }
+    pool_destroy(pool);
+}
+
+static void test_free_list_is_last_in_first_out(void)
+{
+    for (size_t b = 0; b < NBACKINGS; b++) {
+        pool_t *pool = pool_create(24, 8, backings[b] | POOL_NO_QUARANTINE);
+        REQUIRE(pool != NULL);
+        void *a = pool_alloc(pool), *m = pool_alloc(pool);
+        void *c = pool_alloc(pool);
+        REQUIRE(a && m && c);
+        pool_free(pool, a);
+        pool_free(pool, c);
+        CHECK_PTR_EQ(pool_alloc(pool), c); /* freed last, handed out first */
+        CHECK_PTR_EQ(pool_alloc(pool), a);
+        CHECK(pool_check(pool));
+        pool_destroy(pool);
+    }
+}
+
+static void test_blocks_are_distinct_and_keep_their_data(void)
+{
+    for (size_t b = 0; b < NBACKINGS; b++) {
+        enum { N = 50 };
+        pool_t *pool = pool_create(32, 7, backings[b]);
+        REQUIRE(pool != NULL);
+        unsigned char *p[N];
+        for (int i = 0; i < N; i++) {
+            p[i] = pool_alloc(pool);
+            REQUIRE(p[i] != NULL);
+            memset(p[i], i, 32);
+        }
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < 32; j++)
+                REQUIRE(p[i][j] == (unsigned char)i);
+        /* no two blocks overlap */
+        for (int i = 0; i < N; i++)
+            for (int j = i + 1; j < N; j++)
+                CHECK(p[i] + 32 <= p[j] || p[j] + 32 <= p[i]);
+        pool_destroy(pool);
+    }
+}
+
+static void test_fixed_pool_runs_out_then_recovers(void)
+{
+    for (size_t b = 0; b < NBACKINGS; b++) {
+        pool_t *pool = pool_create(64, 5, backings[b] | POOL_FIXED);
+        REQUIRE(pool != NULL);
+        void *p[5];
+        for (int i = 0; i < 5; i++)
+            REQUIRE((p[i] = pool_alloc(pool)) != NULL);
+        pool_stats_t full = pool_stats(pool);
+        errno = 0;
+        CHECK_NULL(pool_alloc(pool));
+        CHECK_INT_EQ(errno, ENOMEM);
+        /* the failure changed nothing */
+        pool_stats_t after = pool_stats(pool);
+        CHECK_EQ(after.live, 5);
+        CHECK_EQ(after.chunks, 1);
+        CHECK_EQ(after.footprint, full.footprint);
+        CHECK(pool_check(pool));
+        /* one block back, one block out again: the same one, the only one
+         * free (a checked build takes it out of the quarantine) */
+        pool_free(pool, p[2]);
+        CHECK_PTR_EQ(pool_alloc(pool), p[2]);
+        CHECK_NULL(pool_alloc(pool));
+        pool_destroy(pool);
+    }
+}
+
+static void test_growing_pool_adds_chunks(void)
+{
+    for (size_t b = 0; b < NBACKINGS; b++) {
+        pool_t *pool = pool_create(48, 4, backings[b]);
+        REQUIRE(pool != NULL);
+        size_t footprint1 = pool_stats(pool).footprint;
+        void *p[10];
+        for (int i = 0; i < 10; i++)
+            REQUIRE((p[i] = pool_alloc(pool)) != NULL);
+        pool_stats_t s = pool_stats(pool);
+        CHECK_EQ(s.chunks, 3); /* 4 + 4 + 4 blocks hold 10 */
+        CHECK_EQ(s.capacity, 12);
+        CHECK_EQ(s.live, 10);
+        CHECK_EQ(s.free, 2);
+        CHECK_EQ(s.footprint, 3 * footprint1); /* every chunk the same */
+        CHECK(pool_check(pool));
+        for (int i = 0; i < 10; i++)
+            pool_free(pool, p[i]);
+        s = pool_stats(pool);
+        CHECK_EQ(s.live, 0);
+        CHECK_EQ(s.chunks, 3); /* chunks stay until pool_destroy */
+        CHECK(pool_check(pool));
+        pool_destroy(pool);
+    }
+}
+
+static void test_footprint_counts_what_was_obtained(void)
+{
+    pool_t *pool = pool_create(32, 100, ONE_BUFFER);
+    REQUIRE(pool != NULL);
+    pool_stats_t s = pool_stats(pool);
+    /* one mapping of whole pages, holding the blocks and a header */
+    CHECK_EQ(s.footprint % PAGE, 0);
+    CHECK_GE(s.footprint, 100 * s.stride);
+    CHECK_LT(s.footprint, 100 * s.stride + 256 + PAGE);
+    CHECK_EQ(s.overhead, s.footprint - 100 * s.block_size);
+    pool_destroy(pool);
+
+    pool = pool_create(32, 100, PER_BLOCK);
+    REQUIRE(pool != NULL);
+    s = pool_stats(pool);
+    /* the blocks, plus a record with one address per block (malloc's own
+     * headers are not counted: the pool cannot see them) */
+    CHECK_GE(s.footprint, (size_t)100 * 32 + 100 * sizeof(void *));
+    CHECK_LT(s.footprint, (size_t)100 * 32 + 100 * sizeof(void *) + 256);
+    pool_destroy(pool);
+}
+
+static void test_quarantine_delays_reuse(void)
+{
+    if (!CHECKED) {
+        test_skip("checked builds only");
+        return;
+    }
+    pool_t *pool = pool_create(32, 64, ONE_BUFFER);
+    REQUIRE(pool != NULL);
+    void *p = pool_alloc(pool);
+    pool_free(pool, p);
+    CHECK_EQ(pool_stats(pool).quarantined, 1);
+    CHECK(pool_check(pool));
+    /* plenty of free blocks: p is not handed out again for a while */
+    for (int i = 0; i < 20; i++)
+        CHECK(pool_alloc(pool) != p);
+    /* p waits until POOL_QUARANTINE later frees have come after it: then
+     * it is the oldest, moves to the head of the free list, and is next */
+    void *q[POOL_QUARANTINE];
+    for (int i = 0; i < POOL_QUARANTINE; i++)
+        q[i] = pool_alloc(pool);
+    for (int i = 0; i < POOL_QUARANTINE - 1; i++)
+        pool_free(pool, q[i]);
+    CHECK_EQ(pool_stats(pool).quarantined, POOL_QUARANTINE); /* p and 7 */
+    CHECK(pool->free_head != p);
+    pool_free(pool, q[POOL_QUARANTINE - 1]);
+    CHECK_EQ(pool_stats(pool).quarantined, POOL_QUARANTINE);
+    CHECK_PTR_EQ(pool_alloc(pool), p);
+    CHECK(pool_check(pool));
+    pool_destroy(pool);
+}
+
+static void test_fill_bytes_mark_fresh_blocks(void)
+{
+    if (!CHECKED || TRACK_ENABLED) {
+        /* a fill would hide "uninitialised" from Valgrind: off under tools */
+        test_skip("checked builds without a memory tool only");
+        return;
+    }
+    for (size_t b = 0; b < NBACKINGS; b++) {
+        pool_t *pool = pool_create(64, 4, backings[b]);
+        REQUIRE(pool != NULL);
+        unsigned char *p = pool_alloc(pool);
+        REQUIRE(p != NULL);
+        for (size_t i = 0; i < 64; i++)
+            CHECK_EQ(p[i], TRACK_FILL_FRESH); /* the link is gone too */
+        pool_destroy(pool);
+    }
+}
+
+/* ---- Misuse: each runs in a child process, which must abort -------------- */
+
+typedef struct misuse_arg {
+    unsigned flags;
+} misuse_arg;
+
+static void free_foreign_pointer(void *arg)
+{
+    pool_t *pool = pool_create(32, 8, ((misuse_arg *)arg)->flags);
+    _Alignas(16) static unsigned char elsewhere[64];
+    pool_free(pool, elsewhere);
+}
+
+static void free_block_of_other_pool(void *arg)
+{
+    unsigned flags = ((misuse_arg *)arg)->flags;
+    pool_t *pool = pool_create(32, 8, flags);
+    pool_t *other = pool_create(32, 8, flags);
+    pool_free(pool, pool_alloc(other));
+}
+
+static void free_off_alignment(void *arg)
+{
+    pool_t *pool = pool_create(32, 8, ((misuse_arg *)arg)->flags);
+    unsigned char *p = pool_alloc(pool);
+    pool_free(pool, p + 8);
+}
+
+static void free_inside_block(void *arg)
+{
+    pool_t *pool = pool_create(64, 8, ((misuse_arg *)arg)->flags);
+    unsigned char *p = pool_alloc(pool);
+    pool_free(pool, p + 16); /* 16-aligned, but not a block's start */
+}
+
+static void free_twice_at_once(void *arg)
+{
+    pool_t *pool = pool_create(32, 8, ((misuse_arg *)arg)->flags);
+    void *p = pool_alloc(pool);
+    pool_free(pool, p);
+    pool_free(pool, p);
+}
+
+static void free_twice_later(void *arg)
+{
+    pool_t *pool = pool_create(32, 8, ((misuse_arg *)arg)->flags);
+    void *p = pool_alloc(pool), *q = pool_alloc(pool);
+    pool_free(pool, p);
+    pool_free(pool, q);
+    pool_free(pool, p);
+}
+
+static void test_misuse_is_reported_in_every_build(void)
+{
+    for (size_t b = 0; b < NBACKINGS; b++) {
+        misuse_arg plain = {backings[b]};
+        misuse_arg reuse_at_once = {backings[b] | POOL_NO_QUARANTINE};
+        CHECK_ABORTS(free_off_alignment, &plain, "02-pool-fixed: pool_free(0x");
+        CHECK_ABORTS(free_off_alignment, &plain,
+                     "pointer not at a block boundary");
+        CHECK_ABORTS(free_twice_at_once, &reuse_at_once, "double free");
+        CHECK_ABORTS(free_twice_at_once, &plain, "double free");
+    }
+}
+
+static void test_misuse_is_reported_in_checked_builds(void)
+{
+    if (!CHECKED) {
+        test_skip("checked builds only");
+        return;
+    }
+    for (size_t b = 0; b < NBACKINGS; b++) {
+        misuse_arg plain = {backings[b]};
+        misuse_arg reuse_at_once = {backings[b] | POOL_NO_QUARANTINE};
+        CHECK_ABORTS(free_foreign_pointer, &plain,
+                     "pointer not from this pool");
+        CHECK_ABORTS(free_block_of_other_pool, &plain,
+                     "pointer not from this pool");
+        CHECK_ABORTS(free_inside_block, &plain,
+                     "pointer not at a block boundary");
+        CHECK_ABORTS(free_twice_later, &plain, "double free");
+        CHECK_ABORTS(free_twice_later, &reuse_at_once, "double free");
+    }
+}
+
+/* ---- The checker catches a broken pool
+ * --------------------------------------- */
+
+static void test_check_catches_damaged_state(void)
+{
+    for (size_t b = 0; b < NBACKINGS; b++) {
+        pool_t *pool = pool_create(32, 8, backings[b] | POOL_NO_QUARANTINE);
+        REQUIRE(pool != NULL);
+        void *p = pool_alloc(pool);
+        (void)pool_alloc(pool);
+        REQUIRE(pool_check(pool));
+        /* Break copies of the state, one invariant at a time. */
+        pool_t bad = *pool;
+        bad.free_count++;
+        CHECK(!pool_check(&bad));
+        bad = *pool;
+        bad.live--;
+        CHECK(!pool_check(&bad));
+        bad = *pool;
+        bad.capacity += 8;
+        bad.live += 8;
+        CHECK(!pool_check(&bad)); /* more capacity than chunks */
+        bad = *pool;
+        bad.chunk_count = 2;
+        bad.capacity = 16;
+        bad.free_count += 8;
+        CHECK(!pool_check(&bad)); /* a chunk that is not there */
+        bad = *pool;
+        bad.block_size = 8;
+        CHECK(!pool_check(&bad));
+        bad = *pool;
+        bad.free_head = NULL;
+        CHECK(!pool_check(&bad)); /* the free blocks are lost */
+        bad = *pool;
+        bad.free_head = p; /* a live block on the free list */
+        if (CHECKED)
+            CHECK(!pool_check(&bad));
+        if (CHECKED) {
+            /* a block both on the free list and in the quarantine (the
+             * counts made to agree, so only that is wrong) */
+            bad = *pool;
+            bad.quarantine[0] = pool->free_head;
+            bad.q_count = 1;
+            bad.live--;
+            CHECK(!pool_check(&bad));
+            /* a live block in the quarantine */
+            bad = *pool;
+            bad.quarantine[0] = p;
+            bad.q_count = 1;
+            bad.live--;
+            CHECK(!pool_check(&bad));
+        }
+        CHECK(pool_check(pool));
+        pool_destroy(pool);
+    }
+}
+
+static void test_check_catches_damaged_links(void)
+{
+    for (size_t b = 0; b < NBACKINGS; b++) {
+        pool_t *pool = pool_create(32, 8, backings[b] | POOL_NO_QUARANTINE);
+        REQUIRE(pool != NULL);
+        unsigned char *x = pool_alloc(pool), *y = pool_alloc(pool);
+        unsigned char *live = pool_alloc(pool);
+        REQUIRE(x && y && live);
+        memset(live, 0, 32);
+        pool_free(pool, x);
+        pool_free(pool, y); /* the list is now y -> x -> ... */
+        REQUIRE(pool_check(pool));
+
+        /* what x links to now, to put back after each damage */
+        track_mem_defined(x, sizeof(void *));
+        void *rest = ((pool_free_block_t *)x)->next;
+        track_mem_noaccess(x, sizeof(void *));
+
+        set_link(x, y); /* a cycle: y -> x -> y */
+        CHECK(!pool_check(pool));
+        static _Alignas(16) unsigned char elsewhere[64];
+        set_link(x, elsewhere); /* out of the pool */
+        CHECK(!pool_check(pool));
+        set_link(x, live + 16); /* into the middle of a block */
+        CHECK(!pool_check(pool));
+        set_link(x, NULL); /* the rest of the list is lost */
+        CHECK(!pool_check(pool));
+        if (CHECKED) {
+            set_link(x, live); /* a live block */
+            CHECK(!pool_check(pool));
+        }
+        set_link(x, rest); /* repaired */
+        CHECK(pool_check(pool));
+        pool_destroy(pool);
+    }
+}
+
+/* ---- The drawing
+ * ----------------------------------------------------------------- */
+
+static void test_dump_draws_blocks_and_free_list_order(void)
+{
+    pool_t *pool = pool_create(32, 8, ONE_BUFFER | POOL_NO_QUARANTINE);
+    REQUIRE(pool != NULL);
+    unsigned char *p[5];
+    for (int i = 0; i < 5; i++)
+        REQUIRE((p[i] = pool_alloc(pool)) != NULL);
+    pool_free(pool, p[1]);
+    pool_free(pool, p[3]);
+
+    char out[2048] = {0};
+    FILE *f = fmemopen(out, sizeof out - 1, "w");
+    REQUIRE(f != NULL);
+    pool_dump(pool, f);
+    fclose(f);
+
+    /* one row of 8 cells: '#' for each live block, a digit for each free
+     * one, in free-list order */
+    const char *row = strstr(out, "    |");
+    REQUIRE(row != NULL);
+    row += 5;
+    REQUIRE(strlen(row) > 8 && row[8] == '|');
+    size_t hashes = 0, zero_at = 8;
+    for (size_t i = 0; i < 8; i++) {
+        hashes += row[i] == '#';
+        if (row[i] == '0')
+            zero_at = i;
+    }
+    CHECK_EQ(hashes, pool_stats(pool).live);
+    CHECK(row[1] != '#' && row[3] != '#'); /* the two freed blocks */
+    /* the block drawn '0' is the one handed out next, '1' after it */
+    REQUIRE(zero_at < 8);
+    CHECK_PTR_EQ(pool_alloc(pool), p[0] + zero_at * pool->stride);
+    CHECK(strstr(out, "free list: c0.3 -> c0.1 -> c0.5") != NULL);
+    CHECK(strstr(out, "-> NULL") != NULL);
+    CHECK(strstr(out, "3 live, 5 free") != NULL);
+    pool_destroy(pool);
+}
+
+static void test_dump_draws_the_quarantine(void)
+{
+    pool_t *pool = pool_create(32, 8, PER_BLOCK);
+    REQUIRE(pool != NULL);
+    void *p = pool_alloc(pool);
+    pool_free(pool, p);
+    char out[2048] = {0};
+    FILE *f = fmemopen(out, sizeof out - 1, "w");
+    REQUIRE(f != NULL);
+    pool_dump(pool, f);
+    fclose(f);
+    const char *row = strstr(out, "    |");
+    REQUIRE(row != NULL);
+    CHECK_EQ(row[5] == 'q', CHECKED); /* held back only in checked builds */
+    CHECK(strstr(out, "one malloc per block") != NULL);
+    pool_destroy(pool);
+}
+
+/* ---- A randomized run, checked after every operation ------------------------
+ */
+
+#define MAX_LIVE 200
+
+typedef struct live_block {
+    unsigned char *p;
+    unsigned char tag;
+} live_block;
+
+static void random_run(unsigned flags, size_t size, size_t per_chunk)
+{
+    pool_t *pool = pool_create(size, per_chunk, flags);
+    REQUIRE(pool != NULL);
+    size_t bs = pool->block_size;
+    static live_block live[MAX_LIVE];
+    size_t nlive = 0;
+    size_t ops = test_scale(3000);
+    for (size_t op = 0; op < ops; op++) {
+        bool alloc =
+            nlive == 0 || (nlive < MAX_LIVE && test_rand_range(0, 99) < 55);
+        if (alloc) {
+            unsigned char *p = pool_alloc(pool);
+            if (p == NULL) { /* only a fixed pool may run out */
+                CHECK(flags & POOL_FIXED);
+                CHECK_INT_EQ(errno, ENOMEM);
+                CHECK_EQ(nlive, per_chunk);
+            } else {
+                REQUIRE(is_aligned(p, POOL_ALIGN));
+                unsigned char tag = (unsigned char)test_rand();
+                memset(p, tag, bs);
+                live[nlive++] = (live_block){p, tag};
+            }
+        } else {
+            size_t k = test_rand_range(0, nlive - 1);
+            for (size_t j = 0; j < bs; j++) /* intact until its free */
+                REQUIRE(live[k].p[j] == live[k].tag);
+            pool_free(pool, live[k].p);
+            live[k] = live[--nlive];
+        }
+        REQUIRE(pool_check(pool));
+        REQUIRE(pool_stats(pool).live == nlive);
+    }
+    pool_destroy(pool);
+}
+
+static void test_random_ops_keep_invariants(void)
+{
+    for (size_t b = 0; b < NBACKINGS; b++) {
+        random_run(backings[b], 24, 16);                       /* grows */
+        random_run(backings[b] | POOL_FIXED, 40, 100);         /* runs out */
+        random_run(backings[b] | POOL_NO_QUARANTINE, 100, 64); /* LIFO */
+    }
+}
+
+/* ---- The conformance suite, as a fixed-size allocator
+ * ------------------------ */
+
+/* The pool has no size argument: a caller asks for a block, and the block
+ * is block_size bytes. The adapter refuses what cannot fit, as a caller of
+ * a pool would. */
+#define CONFORM_SIZE         48
+#define CONFORM_FIXED_BLOCKS 256
+
+static void *c_alloc(void *a, size_t size)
+{
+    pool_t *pool = a;
+    if (size > pool->block_size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return pool_alloc(pool);
+}
+
+static void c_free(void *a, void *p, size_t size)
+{
+    (void)size;
+    pool_free(a, p);
+}
+
+static void c_destroy(void *a)
+{
+    pool_destroy(a);
+}
+static bool c_check(void *a)
+{
+    return pool_check(a);
+}
+
+static void *c_create_buffer(void)
+{
+    return pool_create(CONFORM_SIZE, 64, 0);
+}
+static void *c_create_fixed(void)
+{
+    return pool_create(CONFORM_SIZE, CONFORM_FIXED_BLOCKS, POOL_FIXED);
+}
+static void *c_create_per_block(void)
+{
+    return pool_create(CONFORM_SIZE, 64, PER_BLOCK);
+}
+
+#define POOL_OPS(label, make, cap)                                             \
+    {                                                                          \
+        .name = (label), .caps = CONFORM_FREE, .align = POOL_ALIGN,            \
+        .max_size = CONFORM_SIZE, .capacity = (cap), .create = (make),         \
+        .destroy = c_destroy, .alloc = c_alloc, .free = c_free,                \
+        .check = c_check,                                                      \
+    }
+
+static const conform_ops ops_buffer =
+    POOL_OPS("02-pool-fixed", c_create_buffer, 0);
+static const conform_ops ops_fixed =
+    POOL_OPS("02-pool-fixed (fixed)", c_create_fixed,
+             (size_t)CONFORM_FIXED_BLOCKS *CONFORM_SIZE);
+static const conform_ops ops_per_block =
+    POOL_OPS("02-pool-fixed (malloc per block)", c_create_per_block, 0);
+
+int main(int argc, char **argv)
+{
+    test_init(argc, argv);
+    RUN_TEST(test_create_rounds_block_size);
+    RUN_TEST(test_create_rejects_bad_arguments);
+    RUN_TEST(test_create_refuses_impossible_sizes);
+    RUN_TEST(test_destroy_null_and_free_null_do_nothing);
+    RUN_TEST(test_fresh_chunk_is_handed_out_in_address_order);
+    RUN_TEST(test_free_list_is_last_in_first_out);
+    RUN_TEST(test_blocks_are_distinct_and_keep_their_data);
+    RUN_TEST(test_fixed_pool_runs_out_then_recovers);
+    RUN_TEST(test_growing_pool_adds_chunks);
+    RUN_TEST(test_footprint_counts_what_was_obtained);
+    RUN_TEST(test_quarantine_delays_reuse);
+    RUN_TEST(test_fill_bytes_mark_fresh_blocks);
+    RUN_TEST(test_misuse_is_reported_in_every_build);
+    RUN_TEST(test_misuse_is_reported_in_checked_builds);
+    RUN_TEST(test_check_catches_damaged_state);
+    RUN_TEST(test_check_catches_damaged_links);
+    RUN_TEST(test_dump_draws_blocks_and_free_list_order);
+    RUN_TEST(test_dump_draws_the_quarantine);
+    RUN_TEST(test_random_ops_keep_invariants);
+    conform_run(&ops_buffer);
+    conform_run(&ops_fixed);
+    conform_run(&ops_per_block);
+    return test_finish();
+}
