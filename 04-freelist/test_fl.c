@@ -1,0 +1,1000 @@
+/*
+ * test_fl.c: unit tests of every fl_* function and error path, the three
+ * placement policies told apart, splitting and coalescing observed, regions
+ * mapped and returned, each misuse report, fl_check() after every operation
+ * of random runs, fl_check() proven to catch a broken heap (four ways), and
+ * the conformance suite for each policy and, behind one lock, with threads.
+ */
+#include "annotate.h"
+#include "conform.h"
+#include "fl.h"
+#include "test.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(ALLOC_DEBUG)
+#define CHECKED 1
+#else
+#define CHECKED 0
+#endif
+
+static bool is_aligned(const void *p, size_t a)
+{
+    return (uintptr_t)p % a == 0;
+}
+
+/* A freed chunk may wait in the quarantine (checked builds): tests that
+ * watch coalescing or reuse release it first. */
+static void settle(fl_heap *h)
+{
+    fl_quarantine_flush(h);
+}
+
+/* Metadata words are no-access to the memory tools: open them to look. */
+static uint64_t raw_get(void *at)
+{
+    uint64_t w;
+    track_mem_defined(at, 8);
+    memcpy(&w, at, 8);
+    track_mem_noaccess(at, 8);
+    return w;
+}
+
+static void raw_set(void *at, uint64_t w)
+{
+    track_mem_undefined(at, 8);
+    memcpy(at, &w, 8);
+    track_mem_noaccess(at, 8);
+}
+
+static char *chunk(void *p)
+{
+    return (char *)p - FL_HEADER;
+}
+
+/* ---- Creating and ending heaps ---------------------------------------------
+ */
+
+static void test_init_rejects_unknown_policy(void)
+{
+    fl_heap h;
+    errno = 0;
+    CHECK_INT_EQ(fl_init(&h, (fl_policy)7), -1);
+    CHECK_INT_EQ(errno, EINVAL);
+    CHECK_INT_EQ(fl_init(&h, FL_BEST_FIT), 0);
+    CHECK(fl_check(&h));
+    CHECK_EQ(fl_stats(&h).footprint, 0); /* nothing mapped before an alloc */
+    CHECK_EQ(fl_destroy(&h), 0);
+}
+
+static void test_destroy_counts_live_blocks(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *a = fl_alloc(&h, 10), *b = fl_alloc(&h, 200000);
+    CHECK_NOT_NULL(a);
+    CHECK_NOT_NULL(b);
+    fl_free(&h, fl_alloc(&h, 30));
+    CHECK_EQ(fl_stats(&h).regions, 2);
+    CHECK_EQ(fl_destroy(&h), 2);
+    CHECK_EQ(fl_stats(&h).footprint, 0);
+    CHECK(fl_check(&h));
+}
+
+/* ---- Allocation -------------------------------------------------------- */
+
+static void test_alloc_aligns_every_size(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *p[300];
+    for (size_t n = 0; n < 300; n++) {
+        p[n] = fl_alloc(&h, n * 7);
+        REQUIRE(p[n] != NULL);
+        CHECK(is_aligned(p[n], FL_ALIGN));
+        CHECK_GE(fl_usable_size(&h, p[n]), n * 7);
+        memset(p[n], (int)n, n * 7);
+    }
+    CHECK(fl_check(&h));
+    for (size_t n = 0; n < 300; n++) {
+        const unsigned char *b = p[n];
+        for (size_t i = 0; i < n * 7; i++)
+            if (b[i] != (unsigned char)n) {
+                CHECK_EQ(b[i], n);
+                break;
+            }
+        fl_free(&h, p[n]);
+    }
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+static void test_alloc_zero_gives_unique_blocks(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *a = fl_alloc(&h, 0), *b = fl_alloc(&h, 0);
+    CHECK_NOT_NULL(a);
+    CHECK_NOT_NULL(b);
+    CHECK(a != b);
+    CHECK_EQ(fl_stats(&h).live_blocks, 2);
+    CHECK_EQ(fl_stats(&h).live_bytes, 0);
+    fl_free(&h, a);
+    fl_free(&h, b);
+    fl_free(&h, NULL); /* does nothing */
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+static void test_huge_sizes_give_enomem(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    const size_t bad[] = {SIZE_MAX, SIZE_MAX - 7, SIZE_MAX / 2 + 1,
+                          FL_MAX_REQUEST + 1};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        errno = 0;
+        CHECK_NULL(fl_alloc(&h, bad[i]));
+        CHECK_INT_EQ(errno, ENOMEM);
+        errno = 0;
+        CHECK_NULL(fl_aligned_alloc(&h, 64, bad[i]));
+        CHECK_INT_EQ(errno, ENOMEM);
+    }
+    errno = 0;
+    CHECK_NULL(fl_calloc(&h, SIZE_MAX / 2 + 1, 2)); /* product overflows */
+    CHECK_INT_EQ(errno, ENOMEM);
+    errno = 0;
+    CHECK_NULL(fl_calloc(&h, 3, SIZE_MAX / 2));
+    CHECK_INT_EQ(errno, ENOMEM);
+    CHECK_EQ(fl_stats(&h).footprint, 0); /* nothing was mapped for them */
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+static void test_calloc_zeroes_reused_memory(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    unsigned char *a = fl_alloc(&h, 500);
+    REQUIRE(a != NULL);
+    memset(a, 0xFF, 500);
+    fl_free(&h, a);
+    settle(&h);
+    unsigned char *z = fl_calloc(&h, 50, 10);
+    REQUIRE(z != NULL);
+    CHECK_PTR_EQ(z, a); /* the dirty chunk came back (first fit, LIFO) */
+    size_t nonzero = 0;
+    for (size_t i = 0; i < 500; i++)
+        nonzero += z[i] != 0;
+    CHECK_EQ(nonzero, 0);
+    CHECK_NOT_NULL(fl_calloc(&h, 0, 10)); /* a unique block, like malloc(0) */
+    fl_destroy(&h);
+}
+
+/* ---- Splitting, coalescing, placement -------------------------------------
+ */
+
+static void test_split_keeps_the_rest_free(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *p = fl_alloc(&h, 100); /* a chunk of 112 bytes */
+    REQUIRE(p != NULL);
+    fl_stats_t s = fl_stats(&h);
+    CHECK_EQ(s.footprint, FL_REGION_MIN);
+    CHECK_EQ(s.free_chunks, 1);
+    CHECK_EQ(s.free_bytes, FL_REGION_MIN - 48 - 112);
+    /* The next block is cut from the remainder, right after the first. */
+    void *q = fl_alloc(&h, 24);
+    CHECK_PTR_EQ(q, (char *)p + 112);
+    CHECK_EQ(fl_stats(&h).free_bytes, FL_REGION_MIN - 48 - 112 - 32);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+static void test_small_leftover_is_not_split(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *a = fl_alloc(&h, 56), *sep = fl_alloc(&h, 8); /* a: 64-byte chunk */
+    REQUIRE(a != NULL && sep != NULL);
+    fl_free(&h, a);
+    settle(&h);
+    /* 40 bytes need a 48-byte chunk: 16 left over is not a chunk. */
+    void *b = fl_alloc(&h, 40);
+    CHECK_PTR_EQ(b, a);
+    if (!TRACK_ENABLED)
+        CHECK_EQ(fl_usable_size(&h, b), 56);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+static void test_coalesce_with_both_neighbours(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    char *a = fl_alloc(&h, 200), *b = fl_alloc(&h, 300), *c = fl_alloc(&h, 400);
+    void *guard = fl_alloc(&h, 10); /* keeps c from merging with the rest */
+    REQUIRE(a && b && c && guard);
+    size_t before = fl_stats(&h).free_chunks; /* the region's rest */
+    fl_free(&h, a);
+    fl_free(&h, c);
+    settle(&h);
+    CHECK_EQ(fl_stats(&h).free_chunks, before + 2);
+    fl_free(&h, b); /* merges with a (before it) and c (after it) */
+    settle(&h);
+    CHECK_EQ(fl_stats(&h).free_chunks, before + 1);
+    CHECK(fl_check(&h));
+    /* The merged chunk holds a block as big as the three together. */
+    size_t merged = 208 + 304 + 416 - 8;
+    void *big = fl_alloc(&h, merged);
+    CHECK_PTR_EQ(big, a);
+    CHECK_EQ(fl_stats(&h).free_chunks, before);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+/*
+ * Three holes of 1008, 208 and 512-byte chunks, freed so that the list
+ * reads big -> small -> medium -> region tail. A 150-byte request (160-byte
+ * chunk) fits all of them: each policy picks a different one.
+ */
+static void *pick_for_policy(fl_policy pol, char **holes)
+{
+    fl_heap *h = malloc(sizeof *h);
+    fl_init(h, pol);
+    char *medium = fl_alloc(h, 500);
+    void *s1 = fl_alloc(h, 10);
+    char *small = fl_alloc(h, 200);
+    void *s2 = fl_alloc(h, 10);
+    char *big = fl_alloc(h, 1000);
+    void *s3 = fl_alloc(h, 10);
+    fl_free(h, medium);
+    fl_free(h, small);
+    fl_free(h, big);
+    settle(h);
+    holes[0] = big;
+    holes[1] = small;
+    holes[2] = medium;
+    void *p = fl_alloc(h, 150);
+    bool ok = fl_check(h);
+    (void)s1, (void)s2, (void)s3;
+    fl_destroy(h);
+    free(h);
+    return ok ? p : NULL;
+}
+
+static void test_policies_pick_different_chunks(void)
+{
+    char *holes[3] = {NULL, NULL, NULL};
+    void *first = pick_for_policy(FL_FIRST_FIT, holes);
+    CHECK_PTR_EQ(first, holes[0]); /* the list head */
+    void *best = pick_for_policy(FL_BEST_FIT, holes);
+    CHECK_PTR_EQ(best, holes[1]); /* the smallest that fits */
+    /* Next fit resumes where the last search stopped: the region's tail,
+     * where the last block (s3) was cut from. */
+    void *next = pick_for_policy(FL_NEXT_FIT, holes);
+    CHECK(next != NULL);
+    CHECK(next != holes[0] && next != holes[1] && next != holes[2]);
+    CHECK((uintptr_t)next > (uintptr_t)holes[0]);
+}
+
+static void test_best_fit_takes_exact_fit(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_BEST_FIT);
+    void *a = fl_alloc(&h, 1000), *s1 = fl_alloc(&h, 1);
+    void *b = fl_alloc(&h, 100), *s2 = fl_alloc(&h, 1);
+    REQUIRE(a && b && s1 && s2);
+    fl_free(&h, b);
+    fl_free(&h, a);
+    settle(&h);
+    CHECK_PTR_EQ(fl_alloc(&h, 100), b);
+    CHECK_EQ(strcmp(fl_policy_name(FL_BEST_FIT), "best-fit"), 0);
+    fl_set_policy(&h, FL_FIRST_FIT);
+    CHECK_PTR_EQ(fl_alloc(&h, 100), a); /* now the head of the list wins */
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+/* ---- Regions --------------------------------------------------------------
+ */
+
+static void test_large_block_gets_its_own_region(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *small = fl_alloc(&h, 64);
+    void *big = fl_alloc(&h, 1000000);
+    REQUIRE(small && big);
+    fl_stats_t s = fl_stats(&h);
+    CHECK_EQ(s.regions, 2);
+    CHECK_EQ(s.mmaps, 2);
+    CHECK_GE(s.footprint, FL_REGION_MIN + 1000000);
+    fl_free(&h, big);
+    settle(&h);
+    s = fl_stats(&h);
+    CHECK_EQ(s.regions, 1); /* the big region went back to the OS */
+    CHECK_EQ(s.munmaps, 1);
+    CHECK_EQ(s.footprint, FL_REGION_MIN);
+    CHECK_GE(s.peak_footprint, FL_REGION_MIN + 1000000);
+    fl_free(&h, small);
+    settle(&h);
+    s = fl_stats(&h);
+    CHECK_EQ(s.regions, 1); /* the last 64 KiB region is kept */
+    CHECK_EQ(s.free_chunks, 1);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+static void test_empty_regions_go_back_to_the_os(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_NEXT_FIT);
+    void *p[64];
+    for (size_t i = 0; i < 64; i++) /* 64 x 4000 bytes: several regions */
+        REQUIRE((p[i] = fl_alloc(&h, 4000)) != NULL);
+    CHECK_GE(fl_stats(&h).regions, 4);
+    for (size_t i = 0; i < 64; i++)
+        fl_free(&h, p[i]);
+    settle(&h);
+    fl_stats_t s = fl_stats(&h);
+    CHECK_LE(s.regions, 1);
+    CHECK_LE(s.footprint, FL_REGION_MIN);
+    CHECK_EQ(s.munmaps + s.regions, s.mmaps);
+    CHECK_EQ(s.live_bytes, 0);
+    CHECK_EQ(s.peak_live, 64 * 4000);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+/* ---- realloc ------------------------------------------------------------- */
+
+static void fill(void *p, size_t n, unsigned char seed)
+{
+    for (size_t i = 0; i < n; i++)
+        ((unsigned char *)p)[i] = (unsigned char)(seed + i * 31);
+}
+
+static bool intact(const void *p, size_t n, unsigned char seed)
+{
+    for (size_t i = 0; i < n; i++)
+        if (((const unsigned char *)p)[i] != (unsigned char)(seed + i * 31))
+            return false;
+    return true;
+}
+
+static void test_realloc_shrinks_in_place(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    char *p = fl_alloc(&h, 1000);
+    void *guard = fl_alloc(&h, 10);
+    REQUIRE(p && guard);
+    fill(p, 1000, 3);
+    size_t free_before = fl_stats(&h).free_bytes;
+    char *q = fl_realloc(&h, p, 100);
+    CHECK_PTR_EQ(q, p);
+    CHECK(intact(q, 100, 3));
+    /* The 896-byte tail is a free chunk now. */
+    CHECK_EQ(fl_stats(&h).free_bytes, free_before + 1008 - 112);
+    CHECK_EQ(fl_stats(&h).live_bytes, 110);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+static void test_realloc_grows_into_free_next_chunk(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    char *p = fl_alloc(&h, 100), *next = fl_alloc(&h, 2000);
+    void *guard = fl_alloc(&h, 10);
+    REQUIRE(p && next && guard);
+    fill(p, 100, 9);
+    fl_free(&h, next);
+    settle(&h);
+    char *q = fl_realloc(&h, p, 1500);
+    CHECK_PTR_EQ(q, p); /* grew into the freed neighbour */
+    CHECK(intact(q, 100, 9));
+    fill(q, 1500, 4);
+    CHECK(fl_check(&h));
+    /* Growing past neighbour and all: it has to move. */
+    char *r = fl_realloc(&h, q, 5000);
+    REQUIRE(r != NULL);
+    CHECK(r != q);
+    CHECK(intact(r, 1500, 4));
+    CHECK_EQ(fl_stats(&h).live_bytes, 5010);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+static void test_realloc_edge_cases(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    char *p = fl_realloc(&h, NULL, 40); /* realloc(NULL, n) = alloc(n) */
+    REQUIRE(p != NULL);
+    fill(p, 40, 1);
+    errno = 0;
+    CHECK_NULL(fl_realloc(&h, p, SIZE_MAX)); /* fails, p untouched */
+    CHECK_INT_EQ(errno, ENOMEM);
+    CHECK(intact(p, 40, 1));
+    CHECK(fl_check(&h));
+    CHECK_NULL(fl_realloc(&h, p, 0)); /* realloc(p, 0) frees, as glibc */
+    CHECK_EQ(fl_stats(&h).live_blocks, 0);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+/* ---- Aligned allocation -------------------------------------------------- */
+
+static void test_aligned_alloc_every_power_of_two(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_BEST_FIT);
+    void *p[21];
+    for (size_t k = 0; k <= 20; k++) {
+        size_t align = (size_t)1 << k;
+        p[k] = fl_aligned_alloc(&h, align, 100 + k);
+        REQUIRE(p[k] != NULL);
+        CHECK(is_aligned(p[k], align));
+        memset(p[k], 0x5C, 100 + k);
+        CHECK(fl_check(&h));
+    }
+    for (size_t k = 0; k <= 20; k++)
+        fl_free(&h, p[k]);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+static void test_aligned_alloc_rejects_bad_alignment(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    const size_t bad[] = {0, 3, 24, 48, 1000, SIZE_MAX};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        errno = 0;
+        CHECK_NULL(fl_aligned_alloc(&h, bad[i], 10));
+        CHECK_INT_EQ(errno, EINVAL);
+    }
+    errno = 0;
+    CHECK_NULL(fl_aligned_alloc(&h, (size_t)1 << 62, 10));
+    CHECK_INT_EQ(errno, ENOMEM);
+    fl_destroy(&h);
+}
+
+/* ---- Statistics and the usable size ------------------------------------- */
+
+static void test_stats_follow_live_bytes_and_peaks(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *a = fl_alloc(&h, 1000), *b = fl_alloc(&h, 3000);
+    REQUIRE(a && b);
+    fl_stats_t s = fl_stats(&h);
+    CHECK_EQ(s.live_bytes, 4000);
+    CHECK_EQ(s.live_blocks, 2);
+    fl_free(&h, b);
+    s = fl_stats(&h);
+    CHECK_EQ(s.live_bytes, 1000);
+    CHECK_EQ(s.peak_live, 4000);
+    CHECK_EQ(s.footprint, FL_REGION_MIN);
+    CHECK_EQ(fl_footprint(&h), FL_REGION_MIN);
+    CHECK_EQ(fl_usable_size(&h, NULL), 0);
+    CHECK_GE(fl_usable_size(&h, a), 1000);
+    CHECK_LE(fl_usable_size(&h, a), 1000 + 47);
+    fl_destroy(&h);
+}
+
+/* ---- Misuse reports ---------------------------------------------------- */
+
+static void do_double_free(void *arg)
+{
+    (void)arg;
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *p = fl_alloc(&h, 40);
+    fl_free(&h, p);
+    fl_free(&h, p);
+}
+
+static void do_realloc_freed(void *arg)
+{
+    (void)arg;
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *p = fl_alloc(&h, 40);
+    fl_free(&h, p);
+    fl_realloc(&h, p, 80);
+}
+
+static void do_misaligned_free(void *arg)
+{
+    (void)arg;
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    char *p = fl_alloc(&h, 40);
+    fl_free(&h, p + 1);
+}
+
+/* A pointer into a buffer that is not the heap's, whose "header" holds a
+ * word with deliberately wrong check bits (so the release build, which does
+ * not walk the regions, reports it for certain). */
+static void do_foreign_free(void *arg)
+{
+    (void)arg;
+    static _Alignas(16) unsigned char buf[64];
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *keep = fl_alloc(&h, 40);
+    (void)keep;
+    uint64_t w = fl_header_word(buf + 8, 48, FL_USED | FL_PREV_USED, 0);
+    w ^= (uint64_t)1 << 60;
+    memcpy(buf + 8, &w, 8);
+    fl_free(&h, buf + 16);
+}
+
+/* A pointer inside a live block: its "header" is the block's data. */
+static void do_interior_free(void *arg)
+{
+    (void)arg;
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    char *p = fl_alloc(&h, 100);
+    uint64_t w = fl_header_word(p + 8, 48, FL_USED | FL_PREV_USED, 0);
+    w ^= (uint64_t)1 << 60;
+    memcpy(p + 8, &w, 8);
+    fl_free(&h, p + 16);
+}
+
+/* A write past a block's end, into the next chunk's header (the test opens
+ * the header for the tools: it is the overflow, not the tool, on trial). */
+static void do_overflow_then_free(void *arg)
+{
+    (void)arg;
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    char *a = fl_alloc(&h, 24), *b = fl_alloc(&h, 24);
+    (void)b;
+    track_mem_defined(a + 24, 8);
+    memset(a + 24, 0x41, 8); /* b's header */
+    fl_free(&h, a);
+}
+
+static void test_misuse_is_reported(void)
+{
+    CHECK_ABORTS(do_double_free, NULL, "fl_free");
+    CHECK_ABORTS(do_double_free, NULL, "double free");
+    CHECK_ABORTS(do_realloc_freed, NULL, "realloc of a freed block");
+    CHECK_ABORTS(do_misaligned_free, NULL, "misaligned");
+    CHECK_ABORTS(do_foreign_free, NULL, "not a block of this heap");
+    CHECK_ABORTS(do_interior_free, NULL, "corrupted header");
+    CHECK_ABORTS(do_overflow_then_free, NULL,
+                 "corrupted header of the next chunk");
+}
+
+static void test_quarantine_delays_reuse(void)
+{
+    if (!CHECKED) {
+        test_skip("checked builds only");
+        return;
+    }
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *a = fl_alloc(&h, 64);
+    fl_free(&h, a);
+    void *b = fl_alloc(&h, 64);
+    CHECK(b != a); /* a waits in the quarantine */
+    CHECK_EQ(h.q_count, 1);
+    CHECK(fl_check(&h));
+    settle(&h);
+    fl_free(&h, b);
+    settle(&h);
+    CHECK_PTR_EQ(fl_alloc(&h, 64), a); /* released: reused at once */
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+/* ---- fl_check() catches broken heaps --------------------------------------
+ */
+
+static bool why_says(const fl_heap *h, const char *words)
+{
+    const char *why = fl_check_why(h);
+    if (why == NULL || strstr(why, words) == NULL) {
+        printf("    fl_check_why: %s (expected \"%s\")\n",
+               why ? why : "(sound)", words);
+        return false;
+    }
+    return !fl_check(h);
+}
+
+static void test_check_catches_footer_mismatch(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    char *a = fl_alloc(&h, 200), *guard = fl_alloc(&h, 10);
+    REQUIRE(a && guard);
+    fl_free(&h, a);
+    settle(&h);
+    REQUIRE(fl_check(&h));
+    char *footer = chunk(a) + 208 - 8;
+    uint64_t saved = raw_get(footer);
+    raw_set(footer, saved ^ 0x10); /* the footer says 16 bytes more */
+    CHECK(why_says(&h, "footer does not match header"));
+    raw_set(footer, saved);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+static void test_check_catches_adjacent_free_chunks(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    char *a = fl_alloc(&h, 100), *b = fl_alloc(&h, 24), *c = fl_alloc(&h, 10);
+    REQUIRE(a && b && c);
+    fl_free(&h, a);
+    settle(&h);
+    /* Mark b free without coalescing it with a (the bug of an allocator
+     * that forgets to merge backwards). b's footer slot is its own data. */
+    char *bc = chunk(b);
+    uint64_t saved_hdr = raw_get(bc), saved_ftr;
+    memcpy(&saved_ftr, bc + 24, 8);
+    uint64_t w = fl_header_word(bc, 32, 0, 0);
+    raw_set(bc, w);
+    memcpy(bc + 24, &w, 8);
+    CHECK(why_says(&h, "two adjacent free chunks"));
+    raw_set(bc, saved_hdr);
+    /* fl_check read the fake footer as metadata and closed it: reopen. */
+    track_mem_defined(bc + 24, 8);
+    memcpy(bc + 24, &saved_ftr, 8);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+static void test_check_catches_lost_list_node(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *p[6];
+    for (size_t i = 0; i < 6; i++)
+        REQUIRE((p[i] = fl_alloc(&h, 50 + 10 * i)) != NULL);
+    fl_free(&h, p[0]);
+    fl_free(&h, p[2]);
+    fl_free(&h, p[4]);
+    settle(&h);
+    REQUIRE(fl_check(&h));
+    /* head -> n1 -> n2: unlink n1 cleanly, both ways. */
+    char *head = h.free_head;
+    char *n1 = (char *)(uintptr_t)raw_get(head + 8);
+    REQUIRE(n1 != NULL);
+    char *n2 = (char *)(uintptr_t)raw_get(n1 + 8);
+    REQUIRE(n2 != NULL);
+    raw_set(head + 8, (uintptr_t)n2);
+    raw_set(n2 + 16, (uintptr_t)head);
+    CHECK(why_says(&h, "free list lost a chunk"));
+    raw_set(head + 8, (uintptr_t)n1);
+    raw_set(n2 + 16, (uintptr_t)n1);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+static void test_check_catches_misaligned_chunk(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *a = fl_alloc(&h, 100), *b = fl_alloc(&h, 10);
+    REQUIRE(a && b);
+    fl_free(&h, a);
+    settle(&h);
+    void *saved = h.free_head;
+    h.free_head = (char *)saved + 8; /* a list node 8 bytes off */
+    CHECK(why_says(&h, "not aligned"));
+    h.free_head = saved;
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+static void test_check_catches_bad_check_bits(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    char *a = fl_alloc(&h, 100);
+    REQUIRE(a != NULL);
+    uint64_t saved = raw_get(chunk(a));
+    raw_set(chunk(a), saved ^ ((uint64_t)1 << 40)); /* a size bit flips */
+    CHECK(why_says(&h, "check bits"));
+    raw_set(chunk(a), saved);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+/* ---- Random runs with fl_check() after every operation --------------------
+ */
+
+typedef struct slot {
+    unsigned char *p;
+    size_t n;
+    unsigned char seed;
+} slot;
+
+static size_t random_size(void)
+{
+    switch (test_rand() % 8) {
+    case 0:
+        return test_rand_range(0, 16);
+    case 1:
+        return test_rand_range(2000, 70000); /* crosses the region size */
+    default:
+        return test_rand_range(1, 600);
+    }
+}
+
+static void random_run(fl_policy pol)
+{
+    enum { SLOTS = 96 };
+    slot s[SLOTS] = {0};
+    fl_heap h;
+    fl_init(&h, pol);
+    size_t ops = test_scale(3000);
+    for (size_t i = 0; i < ops; i++) {
+        slot *x = &s[test_rand() % SLOTS];
+        unsigned what = (unsigned)(test_rand() % 10);
+        if (x->p == NULL) {
+            x->n = random_size();
+            x->seed = (unsigned char)test_rand();
+            x->p = what == 0 ? fl_aligned_alloc(
+                                   &h, (size_t)32 << (test_rand() % 8), x->n)
+                             : fl_alloc(&h, x->n);
+            REQUIRE(x->p != NULL);
+            fill(x->p, x->n, x->seed);
+        } else if (what < 3) {
+            size_t n = random_size() + 1;
+            REQUIRE(intact(x->p, x->n, x->seed));
+            unsigned char *q = fl_realloc(&h, x->p, n);
+            REQUIRE(q != NULL);
+            CHECK(intact(q, n < x->n ? n : x->n, x->seed));
+            x->p = q;
+            x->n = n;
+            fill(x->p, x->n, x->seed);
+        } else {
+            REQUIRE(intact(x->p, x->n, x->seed));
+            fl_free(&h, x->p);
+            x->p = NULL;
+        }
+        const char *why = fl_check_why(&h);
+        if (why != NULL) {
+            printf("    op %zu: %s\n", i, why);
+            REQUIRE(why == NULL);
+        }
+    }
+    for (size_t i = 0; i < SLOTS; i++)
+        if (s[i].p != NULL) {
+            CHECK(intact(s[i].p, s[i].n, s[i].seed));
+            fl_free(&h, s[i].p);
+        }
+    settle(&h);
+    CHECK(fl_check(&h));
+    CHECK_EQ(fl_stats(&h).live_bytes, 0);
+    CHECK_LE(fl_stats(&h).footprint, FL_REGION_MIN);
+    fl_destroy(&h);
+}
+
+static void test_random_first_fit(void)
+{
+    random_run(FL_FIRST_FIT);
+}
+static void test_random_next_fit(void)
+{
+    random_run(FL_NEXT_FIT);
+}
+static void test_random_best_fit(void)
+{
+    random_run(FL_BEST_FIT);
+}
+
+/* ---- The heap map ----------------------------------------------------------
+ */
+
+static void test_dump_draws_the_heap(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *a = fl_alloc(&h, 3000), *b = fl_alloc(&h, 3000);
+    REQUIRE(a && b);
+    fl_free(&h, a);
+    settle(&h);
+    FILE *f = tmpfile();
+    REQUIRE(f != NULL);
+    fl_dump(&h, f);
+    char text[8192] = {0};
+    rewind(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    CHECK_GE(n, 100);
+    CHECK_NOT_NULL(strstr(text, "region r0"));
+    CHECK_NOT_NULL(strstr(text, "|##"));
+    CHECK_NOT_NULL(strstr(text, "|.."));
+    CHECK_NOT_NULL(strstr(text, "free list: r0+40 (3008) -> r0+6056"));
+    CHECK_NOT_NULL(strstr(text, "external fragmentation"));
+    CHECK_NOT_NULL(strstr(text, "live 3000 bytes in 1 blocks"));
+    fl_destroy(&h);
+}
+
+/* ---- The conformance suite ----------------------------------------------- */
+
+static void *heap_create(fl_policy pol)
+{
+    fl_heap *h = malloc(sizeof *h);
+    if (h != NULL)
+        fl_init(h, pol);
+    return h;
+}
+static void *create_first(void)
+{
+    return heap_create(FL_FIRST_FIT);
+}
+static void *create_next(void)
+{
+    return heap_create(FL_NEXT_FIT);
+}
+static void *create_best(void)
+{
+    return heap_create(FL_BEST_FIT);
+}
+static void heap_destroy(void *a)
+{
+    fl_destroy(a);
+    free(a);
+}
+static void *heap_alloc(void *a, size_t n)
+{
+    return fl_alloc(a, n);
+}
+static void heap_free(void *a, void *p, size_t n)
+{
+    (void)n;
+    fl_free(a, p);
+}
+static void *heap_realloc(void *a, void *p, size_t old, size_t n)
+{
+    (void)old;
+    return fl_realloc(a, p, n);
+}
+static bool heap_check(void *a)
+{
+    return fl_check(a);
+}
+
+#define FL_CONFORM(label, create_fn)                                           \
+    {                                                                          \
+        .name = label,                                                         \
+        .caps = CONFORM_ANY_SIZE | CONFORM_FREE | CONFORM_REALLOC,             \
+        .align = FL_ALIGN, .max_size = (size_t)1 << 20, .capacity = 0,         \
+        .create = create_fn, .destroy = heap_destroy, .alloc = heap_alloc,     \
+        .free = heap_free, .realloc = heap_realloc, .reset = NULL,             \
+        .check = heap_check,                                                   \
+    }
+
+static const conform_ops conform_first =
+    FL_CONFORM("04-freelist first-fit", create_first);
+static const conform_ops conform_next =
+    FL_CONFORM("04-freelist next-fit", create_next);
+static const conform_ops conform_best =
+    FL_CONFORM("04-freelist best-fit", create_best);
+
+/* One heap behind one lock, as libmalloc.so uses it: the threaded case. */
+typedef struct locked_heap {
+    pthread_mutex_t lock;
+    fl_heap heap;
+} locked_heap;
+
+static void *locked_create(void)
+{
+    locked_heap *l = malloc(sizeof *l);
+    if (l != NULL) {
+        pthread_mutex_init(&l->lock, NULL);
+        fl_init(&l->heap, FL_FIRST_FIT);
+    }
+    return l;
+}
+static void locked_destroy(void *a)
+{
+    locked_heap *l = a;
+    fl_destroy(&l->heap);
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+}
+static void *locked_alloc(void *a, size_t n)
+{
+    locked_heap *l = a;
+    pthread_mutex_lock(&l->lock);
+    void *p = fl_alloc(&l->heap, n);
+    pthread_mutex_unlock(&l->lock);
+    return p;
+}
+static void locked_free(void *a, void *p, size_t n)
+{
+    locked_heap *l = a;
+    (void)n;
+    pthread_mutex_lock(&l->lock);
+    fl_free(&l->heap, p);
+    pthread_mutex_unlock(&l->lock);
+}
+static void *locked_realloc(void *a, void *p, size_t old, size_t n)
+{
+    locked_heap *l = a;
+    (void)old;
+    pthread_mutex_lock(&l->lock);
+    void *q = fl_realloc(&l->heap, p, n);
+    pthread_mutex_unlock(&l->lock);
+    return q;
+}
+static bool locked_check(void *a)
+{
+    locked_heap *l = a;
+    pthread_mutex_lock(&l->lock);
+    bool ok = fl_check(&l->heap);
+    pthread_mutex_unlock(&l->lock);
+    return ok;
+}
+
+static const conform_ops conform_locked = {
+    .name = "04-freelist first-fit + lock",
+    .caps =
+        CONFORM_ANY_SIZE | CONFORM_FREE | CONFORM_REALLOC | CONFORM_THREADSAFE,
+    .align = FL_ALIGN,
+    .max_size = (size_t)1 << 20,
+    .capacity = 0,
+    .create = locked_create,
+    .destroy = locked_destroy,
+    .alloc = locked_alloc,
+    .free = locked_free,
+    .realloc = locked_realloc,
+    .reset = NULL,
+    .check = locked_check,
+};
+
+int main(int argc, char **argv)
+{
+    test_init(argc, argv);
+    RUN_TEST(test_init_rejects_unknown_policy);
+    RUN_TEST(test_destroy_counts_live_blocks);
+    RUN_TEST(test_alloc_aligns_every_size);
+    RUN_TEST(test_alloc_zero_gives_unique_blocks);
+    RUN_TEST(test_huge_sizes_give_enomem);
+    RUN_TEST(test_calloc_zeroes_reused_memory);
+    RUN_TEST(test_split_keeps_the_rest_free);
+    RUN_TEST(test_small_leftover_is_not_split);
+    RUN_TEST(test_coalesce_with_both_neighbours);
+    RUN_TEST(test_policies_pick_different_chunks);
+    RUN_TEST(test_best_fit_takes_exact_fit);
+    RUN_TEST(test_large_block_gets_its_own_region);
+    RUN_TEST(test_empty_regions_go_back_to_the_os);
+    RUN_TEST(test_realloc_shrinks_in_place);
+    RUN_TEST(test_realloc_grows_into_free_next_chunk);
+    RUN_TEST(test_realloc_edge_cases);
+    RUN_TEST(test_aligned_alloc_every_power_of_two);
+    RUN_TEST(test_aligned_alloc_rejects_bad_alignment);
+    RUN_TEST(test_stats_follow_live_bytes_and_peaks);
+    RUN_TEST(test_misuse_is_reported);
+    RUN_TEST(test_quarantine_delays_reuse);
+    RUN_TEST(test_check_catches_footer_mismatch);
+    RUN_TEST(test_check_catches_adjacent_free_chunks);
+    RUN_TEST(test_check_catches_lost_list_node);
+    RUN_TEST(test_check_catches_misaligned_chunk);
+    RUN_TEST(test_check_catches_bad_check_bits);
+    RUN_TEST(test_random_first_fit);
+    RUN_TEST(test_random_next_fit);
+    RUN_TEST(test_random_best_fit);
+    RUN_TEST(test_dump_draws_the_heap);
+    conform_run(&conform_first);
+    conform_run(&conform_next);
+    conform_run(&conform_best);
+    conform_run(&conform_locked);
+    return test_finish();
+}
