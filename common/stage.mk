@@ -8,6 +8,8 @@
 #     BENCH   := bench_bump             # the bench program (optional)
 #     DEMO    := demo_bump              # the demo program (optional)
 #     MISUSE  := bad_bump               # the deliberate-bug program (optional)
+#     EXTRA_PROGRAMS :=                 # programs the tests run, built beside
+#                                       # them in each flavour (optional)
 #     include ../common/stage.mk
 #
 # Every program is built in four flavours, each in its own folder:
@@ -26,6 +28,9 @@ SHELL := /bin/bash
 
 CC ?= cc
 CSTD := -std=c17
+# Debug info as DWARF 4: Valgrind 3.19 cannot read the DWARF 5 that clang 14
+# writes by default (it stops at "unhandled dwarf2 abbrev form code 0x25").
+DEBUG_INFO := -gdwarf-4
 WARN := -Wall -Wextra -Wpedantic -Werror
 CPPFLAGS_ALL := -I. -I$(COMMON) -D_DEFAULT_SOURCE $(EXTRA_CPPFLAGS)
 LDLIBS_ALL := -lpthread -lm $(EXTRA_LDLIBS)
@@ -64,12 +69,12 @@ define FLAVOUR_RULES
 build/$(1)/%.o: %.c
 	@mkdir -p $$(@D)
 	@echo "  CC      $$@"
-	$$(Q)$$(CC) $$(CSTD) $$(WARN) $$(CFLAGS_$(1)) $$(CPPFLAGS_ALL) -MMD -MP -c $$< -o $$@
+	$$(Q)$$(CC) $$(CSTD) $$(WARN) $$(CFLAGS_$(1)) $$(DEBUG_INFO) $$(CPPFLAGS_ALL) -MMD -MP -c $$< -o $$@
 
 build/$(1)/common/%.o: $$(COMMON)/%.c
 	@mkdir -p $$(@D)
 	@echo "  CC      $$@"
-	$$(Q)$$(CC) $$(CSTD) $$(WARN) $$(CFLAGS_$(1)) $$(CPPFLAGS_ALL) -MMD -MP -c $$< -o $$@
+	$$(Q)$$(CC) $$(CSTD) $$(WARN) $$(CFLAGS_$(1)) $$(DEBUG_INFO) $$(CPPFLAGS_ALL) -MMD -MP -c $$< -o $$@
 
 build/$(1)/libcommon.a: $$(patsubst $$(COMMON)/%.c,build/$(1)/common/%.o,$$(COMMON_SRCS))
 	@rm -f $$@
@@ -97,19 +102,20 @@ test valgrind asan misuse:
 	  $(if $(MISUSE),run-misuse),run-$@)
 	@$(COMMON)/tally.sh --total $(STAGE) $(RESULTS)
 
-run-unit: $(addprefix build/debug/,$(TESTS)) $(addprefix build/release/,$(TESTS))
+run-unit: $(addprefix build/debug/,$(TESTS) $(EXTRA_PROGRAMS)) \
+	  $(addprefix build/release/,$(TESTS) $(EXTRA_PROGRAMS))
 	@for t in $(TESTS); do \
 	  $(TALLY) "$(STAGE) $$t (debug)" build/debug/$$t; \
 	  $(TALLY) "$(STAGE) $$t (release)" build/release/$$t; \
 	done
 
-run-valgrind: $(addprefix build/valgrind/,$(TESTS))
+run-valgrind: $(addprefix build/valgrind/,$(TESTS) $(EXTRA_PROGRAMS))
 	@$(COMMON)/need.sh valgrind
 	@for t in $(TESTS); do \
 	  $(TALLY) "$(STAGE) $$t (memcheck)" valgrind $(VALGRIND_FLAGS) build/valgrind/$$t; \
 	done
 
-run-asan: $(addprefix build/asan/,$(TESTS))
+run-asan: $(addprefix build/asan/,$(TESTS) $(EXTRA_PROGRAMS))
 	@for t in $(TESTS); do \
 	  $(TALLY) "$(STAGE) $$t (asan+ubsan)" env $(ASAN_ENV) build/asan/$$t; \
 	done
