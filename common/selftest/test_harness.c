@@ -14,7 +14,10 @@ static void says_and_aborts(void *arg)
     abort();
 }
 
-static void returns_quietly(void *arg) { (void)arg; }
+static void returns_quietly(void *arg)
+{
+    (void)arg;
+}
 
 static void aborts_silently(void *arg)
 {
