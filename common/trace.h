@@ -90,7 +90,7 @@ typedef struct trace {
     size_t num_ops;   /* header line 3: entries in ops[] */
     int weight;       /* header line 4: weight in a graded run */
     trace_op *ops;    /* num_ops ops, owned by the trace (trace_free) */
-    char name[TRACE_NAME_MAX]; /* file name without folder and ".rep" */
+    char name[TRACE_NAME_MAX]; /* file name, no folder, no extension */
 } trace_t;
 
 /*
@@ -131,7 +131,7 @@ typedef struct trace_alloc {
     void (*destroy)(void *); /* releases everything (NULL: nothing to do) */
     void *(*alloc)(void *ctx, size_t size);
     void (*free)(void *ctx, void *p);
-    /* NULL: the replay does alloc + copy + free, and says so nowhere else */
+    /* NULL: the replay does alloc + copy + free instead */
     void *(*realloc)(void *ctx, void *p, size_t size);
     /* bytes held from the OS now; NULL: use mallinfo2 (see the top) */
     size_t (*footprint)(void *ctx);
@@ -144,7 +144,7 @@ extern const trace_alloc trace_system_malloc;
 
 /* All zero is a good default: measuring pass only, no check() per op. */
 typedef struct trace_options {
-    bool check_each_op;   /* call alloc->check() after every op */
+    bool check_each_op;   /* call alloc->check() (if any) after every op */
     unsigned timing_reps; /* timed runs for the median; 0: no timing pass */
 } trace_options;
 
@@ -154,7 +154,10 @@ typedef struct trace_result {
     size_t peak_live;             /* bytes, see the top */
     size_t peak_footprint;        /* bytes, see the top */
     double utilization;           /* peak_live / peak_footprint, 0 if none */
-    const char *footprint_source; /* "allocator" or "mallinfo2" */
+    const char *footprint_source; /* "allocator", "mallinfo2", or "none
+                                     (...)" when malloc keeps no count:
+                                     under Valgrind and ASan, mallinfo2
+                                     reads 0, and utilization is 0 */
     double seconds;               /* median time of the ops; 0: not timed */
     double ops_per_sec;           /* num_ops / seconds; 0: not timed */
 } trace_result;
@@ -225,7 +228,9 @@ int trace_generate(const trace_gen *spec, trace_t *out);
  * "holes": n pairs (small, large) alternating, a s0 L0 s1 L1 ...; then
  *   every large block freed; then n blocks of large + small bytes, a little
  *   too big for any hole, so free memory exists only in useless pieces and
- *   the heap must grow; then everything freed. Needs small < large.
+ *   the heap must grow; then everything freed. Needs small < large, and
+ *   small at least the allocator's alignment (else large + small may still
+ *   fit in a hole that alignment rounded up).
  *
  *     after the frees:  [s0][ hole ][s1][ hole ][s2][ hole ] ...
  */
