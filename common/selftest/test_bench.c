@@ -484,6 +484,14 @@ static void test_list_prints_the_case_names(void)
     CHECK_EQ(R.ncalls, 0);
 }
 
+static void test_help_prints_the_usage(void)
+{
+    CHECK_INT_EQ(RUN_BENCH("--reps", "2", "--help"), 0);
+    CHECK(strstr(out_text, "usage:") != NULL);
+    CHECK(strstr(out_text, "--label NAME") != NULL);
+    CHECK_EQ(R.ncalls, 0);
+}
+
 static void test_bad_command_lines_are_refused(void)
 {
     static const char *const bad[][3] = {
@@ -754,6 +762,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_label_without_a_system_row_leaves_the_ratio_empty);
     RUN_TEST(test_table_prints_each_what_line_once);
     RUN_TEST(test_list_prints_the_case_names);
+    RUN_TEST(test_help_prints_the_usage);
     RUN_TEST(test_bad_command_lines_are_refused);
     RUN_TEST(test_misused_brackets_abort_with_a_report);
     RUN_TEST(test_broken_case_tables_abort_with_a_report);
