@@ -110,7 +110,10 @@ void test_skip(const char *reason)
     printf("skip %s: %s\n", T.current ? T.current : "?", reason);
 }
 
-uint64_t test_seed(void) { return T.seed; }
+uint64_t test_seed(void)
+{
+    return T.seed;
+}
 
 /* splitmix64: small, fast, and good enough to drive random workloads. */
 uint64_t test_rand(void)
@@ -125,8 +128,10 @@ size_t test_rand_range(size_t lo, size_t hi)
 {
     if (hi <= lo)
         return lo;
+    if (hi - lo == SIZE_MAX) /* every value: the span would wrap to 0 */
+        return (size_t)test_rand();
     uint64_t span = (uint64_t)(hi - lo) + 1;
-    return lo + (size_t)(span ? test_rand() % span : test_rand());
+    return lo + (size_t)(test_rand() % span);
 }
 
 size_t test_scale(size_t n)
@@ -238,10 +243,102 @@ bool test_aborts_with(void (*fn)(void *), void *arg, const char *expect)
     bool aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
     bool said = strstr(buf, expect) != NULL;
     if (!aborted || !said || T.verbose) {
-        printf("    child %s; its stderr: %s", aborted ? "aborted" : "did not abort",
+        printf("    child %s; its stderr: %s",
+               aborted ? "aborted" : "did not abort",
                len ? buf : "(nothing)\n");
         if (len && buf[len - 1] != '\n')
             printf("\n");
     }
     return aborted && said;
+}
+
+/* Exit status of a child of test_child_fails whose own run counted a
+ * failure; distinct from 1 (ASan, UBSan, exit(1)) and from the Valgrind
+ * error exit code of our make rules (99). */
+#define TEST_CHILD_FAILED 42
+
+/* Reads a pipe to its end, keeping the first cap - 1 bytes (NUL-ended). */
+static size_t read_all(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+    char sink[4096];
+    for (;;) {
+        char *to = len < cap - 1 ? buf + len : sink;
+        size_t room = len < cap - 1 ? cap - 1 - len : sizeof sink;
+        ssize_t n = read(fd, to, room);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (to != sink)
+            len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return len;
+}
+
+bool test_child_fails(void (*fn)(void *), void *arg, const char *expect)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        perror("test_child_fails: pipe");
+        return false;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("test_child_fails: fork");
+        close(fds[0]);
+        close(fds[1]);
+        return false;
+    }
+    if (pid == 0) {
+        /* Child: a fresh run of its own, both streams into the pipe. The
+         * parent's current case stays the parent's: the child's cases
+         * overwrite T.current, and the child never returns to it. */
+        close(fds[0]);
+        dup2(fds[1], STDOUT_FILENO);
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[1]);
+        T.only = NULL;
+        T.passed = T.failed = T.skipped = 0;
+        fn(arg);
+        int failed = test_finish();
+        fflush(NULL);
+        _exit(failed ? TEST_CHILD_FAILED : 0);
+    }
+    close(fds[1]);
+    static char out[64 * 1024];
+    size_t len = read_all(fds[0], out, sizeof out);
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    bool failed = WIFEXITED(status) && WEXITSTATUS(status) == TEST_CHILD_FAILED;
+    bool said = expect == NULL || strstr(out, expect) != NULL;
+    if (!failed || !said || T.verbose) {
+        if (WIFSIGNALED(status))
+            printf("    child killed by signal %d", WTERMSIG(status));
+        else if (WEXITSTATUS(status) == 0)
+            printf("    child passed (it was expected to fail)");
+        else if (!failed)
+            printf("    child exited with status %d, not the harness's %d (a "
+                   "memory tool's error exit code?)",
+                   WEXITSTATUS(status), TEST_CHILD_FAILED);
+        else
+            printf("    child failed");
+        if (expect != NULL)
+            printf("; \"%s\" %s its output", expect,
+                   said ? "is in" : "is NOT in");
+        printf(":\n");
+        /* Its output, indented, so that it does not look like our own. */
+        for (const char *line = out; line < out + len;) {
+            const char *nl = memchr(line, '\n', (size_t)(out + len - line));
+            int n = (int)(nl ? nl - line : out + len - line);
+            printf("    | %.*s\n", n, line);
+            line += n + 1;
+        }
+    }
+    fflush(stdout);
+    return failed && said;
 }

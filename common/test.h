@@ -27,7 +27,7 @@
  * Environment:
  *     TEST_SEED=<n>      replay a run (decimal or 0x-hex)
  *     TEST_ONLY=<name>   run only the cases whose name contains <name>
- *     TEST_QUICK=1       scale op counts down (set automatically under Valgrind)
+ *     TEST_QUICK=1       scale op counts down (automatic under Valgrind)
  *     TEST_VERBOSE=1     print every passing case, not only the failures
  */
 #ifndef COMMON_TEST_H
@@ -67,6 +67,25 @@ size_t test_scale(size_t n);
 bool test_aborts_with(void (*fn)(void *), void *arg, const char *expect);
 
 /*
+ * Runs fn(arg) in a child process as a test run of its own, and reports
+ * whether that run failed, and failed as expected: the child starts with
+ * no counts and no TEST_ONLY filter, fn runs cases with test_run() (and the
+ * checks inside them count as usual), and the child ends with its own
+ * test_finish(). True when the child exited with a failure count and its
+ * output (stdout and stderr together) contains `expect` (NULL: anything).
+ * A child that crashed, or whose exit status is not the harness's (a
+ * memory tool's error exit code, for example), does not count: the bug was
+ * meant to be caught by checks, not by luck.
+ *
+ * This is how the conformance suite proves that it fails on broken
+ * allocators without failing the test that shows it. Under Valgrind, the
+ * child is watched too (--child-silent-after-fork hides its report, not its
+ * exit code), so a heap block live in the parent at the fork is a leak in
+ * the child: call it with no heap blocks of your own live.
+ */
+bool test_child_fails(void (*fn)(void *), void *arg, const char *expect);
+
+/*
  * Implementation of the check macros. Each operand is evaluated exactly once
  * (it may be a call such as bump_alloc()), and the comparison is made here.
  * They return whether the check held.
@@ -83,8 +102,8 @@ bool test_check_p(bool want_equal, const void *a, const void *b,
 #define CHECK(cond) test_check((cond), __FILE__, __LINE__, #cond)
 
 /* Unsigned comparisons (sizes, offsets, addresses as uintptr_t). */
-#define CHECK_OP_U(op, a, b, sym)                                             \
-    test_check_u(op, (uintmax_t)(a), (uintmax_t)(b), __FILE__, __LINE__,      \
+#define CHECK_OP_U(op, a, b, sym)                                              \
+    test_check_u(op, (uintmax_t)(a), (uintmax_t)(b), __FILE__, __LINE__,       \
                  #a " " sym " " #b)
 #define CHECK_EQ(a, b) CHECK_OP_U(TEST_EQ, a, b, "==")
 #define CHECK_NE(a, b) CHECK_OP_U(TEST_NE, a, b, "!=")
@@ -93,27 +112,26 @@ bool test_check_p(bool want_equal, const void *a, const void *b,
 #define CHECK_GE(a, b) CHECK_OP_U(TEST_GE, a, b, ">=")
 
 /* Signed equality (return codes, errno). */
-#define CHECK_INT_EQ(a, b)                                                    \
-    test_check_i((intmax_t)(a), (intmax_t)(b), __FILE__, __LINE__,            \
-                 #a " == " #b)
+#define CHECK_INT_EQ(a, b)                                                     \
+    test_check_i((intmax_t)(a), (intmax_t)(b), __FILE__, __LINE__, #a " == " #b)
 
-#define CHECK_PTR_EQ(a, b)                                                    \
-    test_check_p(true, (const void *)(a), (const void *)(b), __FILE__,        \
+#define CHECK_PTR_EQ(a, b)                                                     \
+    test_check_p(true, (const void *)(a), (const void *)(b), __FILE__,         \
                  __LINE__, #a " == " #b)
 #define CHECK_NULL(p) CHECK_PTR_EQ(p, NULL)
-#define CHECK_NOT_NULL(p)                                                     \
-    test_check_p(false, (const void *)(p), NULL, __FILE__, __LINE__,          \
+#define CHECK_NOT_NULL(p)                                                      \
+    test_check_p(false, (const void *)(p), NULL, __FILE__, __LINE__,           \
                  #p " != NULL")
 
 /* Like CHECK, but ends the current case when the condition is false. */
-#define REQUIRE(cond)                                                         \
-    do {                                                                      \
-        if (!CHECK(cond))                                                     \
-            return;                                                           \
+#define REQUIRE(cond)                                                          \
+    do {                                                                       \
+        if (!CHECK(cond))                                                      \
+            return;                                                            \
     } while (0)
 
-#define CHECK_ABORTS(fn, arg, expect)                                         \
-    test_check(test_aborts_with((fn), (arg), (expect)), __FILE__, __LINE__,   \
+#define CHECK_ABORTS(fn, arg, expect)                                          \
+    test_check(test_aborts_with((fn), (arg), (expect)), __FILE__, __LINE__,    \
                "aborts with \"" expect "\": " #fn)
 
 #endif /* COMMON_TEST_H */
