@@ -57,8 +57,7 @@ static void set_link(void *block, void *next)
     track_mem_noaccess(block, sizeof(void *));
 }
 
-/* ---- Creating and ending pools ----------------------------------------------
- */
+/* ---- Creating and ending pools ------------------------------------------ */
 
 static void test_create_rounds_block_size(void)
 {
@@ -329,7 +328,7 @@ static void test_fill_bytes_mark_fresh_blocks(void)
     }
 }
 
-/* ---- Misuse: each runs in a child process, which must abort -------------- */
+/* ---- Misuse: each runs in a child process, which must abort ------------- */
 
 typedef struct misuse_arg {
     unsigned flags;
@@ -568,8 +567,7 @@ static void test_dump_draws_the_quarantine(void)
     pool_destroy(pool);
 }
 
-/* ---- A randomized run, checked after every operation ------------------------
- */
+/* ---- A randomized run, checked after every operation -------------------- */
 
 #define MAX_LIVE 200
 
