@@ -55,10 +55,11 @@ typedef struct pool_free_block {
  * (and a test can break a copy), but only the pool_* functions change them.
  *
  * Invariants (pool_check() verifies them):
- *   free_count + quarantined + live == capacity
  *   capacity == chunk_count * blocks_per_chunk     (a fixed pool: 1 chunk)
- *   the free list has exactly free_count nodes and ends in NULL (no cycle);
- *   every node is the start of a block of this pool
+ *   free + quarantined + live == capacity, where free is the length of the
+ *   free list: it ends in NULL (no cycle) after capacity - live -
+ *   quarantined nodes, and every node is the start of a free block
+ *   of this pool
  *   checked builds: a block's live bit is set iff it was handed out and not
  *   freed since, so the number of set bits is `live`
  */
@@ -74,8 +75,9 @@ typedef struct pool {
 
     pool_free_block_t *free_head; /* the free list: the next block to hand
                                      out, or NULL when none is free */
-    size_t free_count;            /* blocks on the free list */
-    size_t live;                  /* blocks handed out and not freed */
+    size_t live;                  /* blocks handed out and not freed (the
+                                     free list's length is not kept: it is
+                                     capacity - live - q_count) */
     size_t capacity;              /* blocks in all chunks */
     size_t chunk_count;           /* chunks obtained so far */
     size_t footprint;             /* bytes obtained from the OS (mmap) or
