@@ -34,9 +34,10 @@
  * ratio is left empty, and the output says why.
  *
  * Under `valgrind --tool=callgrind --collect-atstart=no`, bench_start and
- * bench_stop switch instruction collection on and off, so the instruction
- * total is the measured work only (bench.sh divides it by the ops). Run
- * with --once there: a warm-up would be collected too.
+ * bench_stop switch instruction collection on and off in the timed
+ * repetitions (not in the warm-up), so the instruction total is the
+ * measured work only: bench.sh runs --reps 1 there and divides the total by
+ * the ops. (--once counts a cold run instead: no warm-up.)
  *
  * What it prints, one block per case (Mops/s: millions of ops per second):
  *
@@ -96,6 +97,7 @@ struct bench {
     const char *case_name; /* case being run */
     const char *side;      /* "stage", "system" or the --label name */
     bool running;          /* between bench_start and bench_stop */
+    bool collect;          /* a timed repetition: callgrind counts it */
     unsigned intervals;    /* start..stop pairs closed in this repetition */
     struct timespec t0;    /* when the open interval started */
     double seconds;        /* sum of the closed intervals, in seconds */
@@ -146,20 +148,24 @@ static double bench_seconds_between(const struct timespec *a,
 }
 
 /* Opens an interval: the clock is read first and collection switched on
- * last, so that neither the clock read nor the check is counted. */
+ * last, so that neither the clock read nor the check is counted. The
+ * warm-up is not collected: it would count the cold run that it exists to
+ * keep out of the figures. */
 void bench_start(bench_t *b)
 {
     if (b->running)
         bench_fatal(b, "bench_start", "bench_start twice without bench_stop");
     b->running = true;
     clock_gettime(CLOCK_MONOTONIC, &b->t0);
-    BENCH_TOGGLE_COLLECT();
+    if (b->collect)
+        BENCH_TOGGLE_COLLECT();
 }
 
 /* Closes it, in the mirror order: collection off first, then the clock. */
 void bench_stop(bench_t *b)
 {
-    BENCH_TOGGLE_COLLECT();
+    if (b->collect)
+        BENCH_TOGGLE_COLLECT();
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (!b->running)
@@ -446,9 +452,11 @@ static bool bench_csv_read(const char *path, const char *stage,
 
 /* ---- Measuring ---------------------------------------------------------- */
 
-/* Runs one repetition of one side and returns its time in seconds. */
-static double bench_run_once(bench_t *b, bench_fn fn, size_t ops)
+/* Runs one repetition of one side and returns its time in seconds;
+ * `timed` is false for the warm-up. */
+static double bench_run_once(bench_t *b, bench_fn fn, size_t ops, bool timed)
 {
+    b->collect = timed;
     b->running = false;
     b->intervals = 0;
     b->seconds = 0;
@@ -604,13 +612,13 @@ static bool bench_run_case(bench_session *s, const bench_widths *w, size_t i,
     for (unsigned r = o->once ? 1 : 0; r <= o->reps; r++) {
         if (o->run_stage) {
             b.side = BENCH_SIDE_STAGE;
-            double t = bench_run_once(&b, c->stage, rs.ops);
+            double t = bench_run_once(&b, c->stage, rs.ops, r > 0);
             if (r > 0)
                 s->t_stage[r - 1] = t;
         }
         if (o->run_system) {
             b.side = o->label;
-            double t = bench_run_once(&b, c->system, ry.ops);
+            double t = bench_run_once(&b, c->system, ry.ops, r > 0);
             if (r > 0)
                 s->t_system[r - 1] = t;
         }

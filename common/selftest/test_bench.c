@@ -446,6 +446,14 @@ static void test_label_takes_its_ratio_from_the_system_row_in_the_csv(void)
     int y = csv_find("alpha", "system"), s = 6; /* the row just added */
     CHECK(strcmp(csv.f[s][2], "stage") == 0);
     CHECK(close_to(field_num(s, 6), field_num(s, 5) / field_num(y, 5), 1e-5));
+
+    /* At another scale the ratio still comes, with a note that the sizes
+     * differ. */
+    CHECK_INT_EQ(RUN_BENCH("--once", "--scale", "0.5", "--only", "system",
+                           "--label", "othermalloc", "--case", "alpha",
+                           "--append", "--csv", path),
+                 0);
+    CHECK(strstr(out_text, "ran 2000 ops, this run 1000") != NULL);
 }
 
 static void test_label_without_a_system_row_leaves_the_ratio_empty(void)
@@ -713,6 +721,50 @@ static void check_bench_sh(void)
     }
 }
 
+/*
+ * The instructions callgrind collects in one run of bench_selftest's stage
+ * side of bump-32 (which is deterministic: no malloc, no clock), with the
+ * extra arguments given; 0 if the run or the reading failed.
+ */
+static double callgrind_total(const char *args)
+{
+    char dir[128], cmd[512], line[256];
+    bin_dir(dir, sizeof dir);
+    const char *out = tmp_path("callgrind.out");
+    snprintf(cmd, sizeof cmd,
+             "valgrind --tool=callgrind --collect-atstart=no "
+             "--callgrind-out-file=%s %s/bench_selftest --case bump-32 "
+             "--only stage --scale 0.01 %s >/dev/null 2>&1",
+             out, dir, args);
+    if (system(cmd) != 0)
+        return 0;
+    FILE *f = fopen(out, "r");
+    if (f == NULL)
+        return 0;
+    double total = 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "totals:", 7) == 0)
+            total = strtod(line + 7, NULL);
+    fclose(f);
+    return total;
+}
+
+/* Collection is on in the timed repetitions and off everywhere else: in
+ * the warm-up, in the runner's setup, in the harness. */
+static void check_callgrind_counts(void)
+{
+    double once = callgrind_total("--once");
+    double one = callgrind_total("--reps 1");
+    double three = callgrind_total("--reps 3");
+    CHECK(once >= 10000); /* 10000 ops at scale 0.01, more than 1 each */
+    /* The warm-up before the one repetition is not counted... */
+    CHECK(close_to(one, once, 0.01));
+    /* ...and every timed repetition is. */
+    CHECK(close_to(three, 3 * once, 0.01));
+    printf("    callgrind totals: --once %.0f, --reps 1 %.0f, --reps 3 %.0f\n",
+           once, one, three);
+}
+
 /* The release flavour is the one `make bench` runs (and the fastest). */
 #ifdef NDEBUG
 static const bool release_build = true;
@@ -726,6 +778,16 @@ static void test_bench_sh_writes_consistent_files(void)
         check_bench_sh();
     else
         test_skip("runs bench.sh on the release build only");
+}
+
+static void test_callgrind_counts_the_timed_repetitions_only(void)
+{
+    if (!release_build)
+        test_skip("runs callgrind on the release build only");
+    else if (!have("valgrind"))
+        test_skip("valgrind is not installed");
+    else
+        check_callgrind_counts();
 }
 
 /* ---- Scratch folder ----------------------------------------------------- */
@@ -766,6 +828,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_bad_command_lines_are_refused);
     RUN_TEST(test_misused_brackets_abort_with_a_report);
     RUN_TEST(test_broken_case_tables_abort_with_a_report);
+    RUN_TEST(test_callgrind_counts_the_timed_repetitions_only);
     RUN_TEST(test_bench_sh_writes_consistent_files);
 
     nftw(tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
