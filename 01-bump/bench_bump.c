@@ -10,7 +10,12 @@
  *   - malloc's frees in the allocation-only cases run after bench_stop():
  *     the bump region has no per-block free to compare them with;
  *   - in "scratch", malloc's frees are timed, because rewinding is how the
- *     bump region frees those blocks.
+ *     bump region frees those blocks;
+ *   - one bump region serves every repetition (reset, untimed, in between),
+ *     as a program would reuse it. Mapping a fresh region each time would
+ *     make the stage pay page faults that malloc does not: glibc keeps the
+ *     freed small chunks in its fast bins and hands the same resident memory
+ *     out again.
  */
 #include "bench.h"
 #include "bump.h"
@@ -56,13 +61,32 @@ static void make_sizes(size_t ops, size_t lo, size_t hi, bool log_uniform)
     }
 }
 
-/* Sum of sizes plus worst-case padding and redzone: the region to reserve. */
-static size_t region_for(size_t ops)
+/* The region every repetition reuses; regrown when a case needs more. */
+static bump_t region;
+
+/* Room for sizes[0..ops) plus worst-case padding and redzones. */
+static size_t bytes_for(size_t ops)
 {
-    size_t total = 0;
+    size_t need = 0;
     for (size_t i = 0; i < ops; i++)
-        total += sizes[i] + 2 * (size_t)BUMP_DEFAULT_ALIGN;
-    return total;
+        need += sizes[i] + 2 * (size_t)BUMP_DEFAULT_ALIGN;
+    return need;
+}
+
+/* The shared region, reset, with at least `need` bytes. */
+static bump_t *region_for(size_t need)
+{
+    if (region.base != NULL && region.capacity >= need) {
+        bump_reset(&region);
+        return &region;
+    }
+    if (region.base != NULL)
+        bump_destroy(&region);
+    if (bump_init_mmap(&region, need) != 0) {
+        fprintf(stderr, "bench_bump: cannot map %zu bytes\n", need);
+        exit(1);
+    }
+    return &region;
 }
 
 static void free_all(size_t ops)
@@ -75,19 +99,16 @@ static void free_all(size_t ops)
 
 static void alloc_only_stage(bench_t *bt, size_t ops, bool touch)
 {
-    bump_t b;
-    if (bump_init_mmap(&b, region_for(ops)) != 0)
-        exit(1);
+    bump_t *b = region_for(bytes_for(ops));
     bench_start(bt);
     for (size_t i = 0; i < ops; i++) {
-        unsigned char *p = bump_alloc(&b, sizes[i]);
+        unsigned char *p = bump_alloc(b, sizes[i]);
         if (touch)
             p[0] = (unsigned char)i;
         ptrs[i] = p;
     }
     bench_stop(bt);
     bench_keep(ptrs[ops - 1]);
-    bump_destroy(&b);
 }
 
 static void alloc_only_system(bench_t *bt, size_t ops, bool touch)
@@ -147,22 +168,21 @@ static void mixed_system(bench_t *b, size_t ops)
 static void scratch_stage(bench_t *bt, size_t ops)
 {
     make_sizes(ops, 16, 256, false);
-    bump_t b;
-    if (bump_init_mmap(&b, (size_t)64 * 1024) != 0)
-        exit(1);
+    /* a round holds at most 8 blocks of 256 B, plus padding and redzones */
+    bump_t *b =
+        region_for(SCRATCH_BLOCKS * (256 + 2 * (size_t)BUMP_DEFAULT_ALIGN));
     bench_start(bt);
     for (size_t i = 0; i + SCRATCH_BLOCKS <= ops; i += SCRATCH_BLOCKS) {
-        bump_mark_t m = bump_mark(&b);
+        bump_mark_t m = bump_mark(b);
         for (size_t j = i; j < i + SCRATCH_BLOCKS; j++) {
-            unsigned char *p = bump_alloc(&b, sizes[j]);
+            unsigned char *p = bump_alloc(b, sizes[j]);
             p[0] = (unsigned char)j;
             ptrs[j] = p;
         }
-        bump_rewind(&b, m);
+        bump_rewind(b, m);
     }
     bench_stop(bt);
     bench_keep(ptrs[0]);
-    bump_destroy(&b);
 }
 
 static void scratch_system(bench_t *bt, size_t ops)
@@ -202,6 +222,8 @@ int main(int argc, char **argv)
 {
     int status = bench_main(argc, argv, "01-bump", cases,
                             sizeof cases / sizeof cases[0]);
+    if (region.base != NULL)
+        bump_destroy(&region);
     free(sizes);
     free(ptrs);
     return status;
