@@ -48,6 +48,17 @@ if [ ! -x "$bin" ]; then
 fi
 mkdir -p "$build"
 csv=$build/bench.csv
+
+# Two benches writing one build folder at once would interleave their rows
+# (the second's fresh bench.csv lands under the first's --append runs):
+# the second waits for the first.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$build/.bench.lock"
+  if ! flock -n 9; then
+    echo "bench: another bench is writing $build; waiting for it"
+    flock 9
+  fi
+fi
 instr_csv=$build/bench-instr.csv
 
 run_args=()
