@@ -691,14 +691,12 @@ static void dump_name(const pool_t *pool, const void *p, FILE *out)
  */
 void pool_dump(const pool_t *pool, FILE *out)
 {
-    fprintf(out,
-            "pool %p: blocks of %zu B (stride %zu B), %zu per chunk, %s, "
-            "%s\n",
+    fprintf(out, "pool %p: %zu-B blocks (stride %zu), %zu per chunk, %s, %s\n",
             (const void *)pool, pool->block_size, pool->stride,
             pool->blocks_per_chunk,
             (pool->flags & POOL_FIXED) ? "fixed" : "grows",
-            is_malloc_backed(pool) ? "one malloc per block"
-                                   : "one buffer (mmap) per chunk");
+            is_malloc_backed(pool) ? "a malloc per block"
+                                   : "a buffer (mmap) per chunk");
     fprintf(out,
             "  %zu chunk%s, %zu blocks: %zu live, %zu free, %zu quarantined; "
             "footprint %zu B\n",
@@ -769,8 +767,8 @@ void pool_dump(const pool_t *pool, FILE *out)
         dump_name(pool, b, out);
     }
     fprintf(out, "%s\n", pos < DUMP_LIST ? (pos ? " -> NULL" : " NULL") : "");
-    fprintf(out, "  # live   0-9a-z free, in free-list order   . free, "
-                 "later   q quarantined\n");
+    fprintf(out, "  (# live, 0-9a-z free in list order, . free further "
+                 "down, q quarantined)\n");
     free(cell);
     free(by_number);
 }

@@ -563,7 +563,7 @@ static void test_dump_draws_the_quarantine(void)
     const char *row = strstr(out, "    |");
     REQUIRE(row != NULL);
     CHECK_EQ(row[5] == 'q', CHECKED); /* held back only in checked builds */
-    CHECK(strstr(out, "one malloc per block") != NULL);
+    CHECK(strstr(out, "a malloc per block") != NULL);
     pool_destroy(pool);
 }
 
