@@ -35,13 +35,24 @@
  *     footprint(k)   = bytes the allocator holds from the OS after op k:
  *                      its own count, alloc->footprint(ctx); when that is
  *                      NULL (the system malloc), glibc's mallinfo2():
- *                          (arena + hblkhd) - in_use_by_others
- *                      arena = bytes of sbrk'd and heap memory, hblkhd =
- *                      bytes of mmap'd chunks, in_use_by_others = uordblks
- *                      + hblkhd at the start of the replay (what the rest
- *                      of the program had in use then; the replay's own
- *                      tables come from mmap, not malloc, so they are not
- *                      in these counts)
+ *                          arena(k) + hblkhd(k) - hblkhd(0)
+ *                      arena = bytes of sbrk'd and thread-heap memory,
+ *                      hblkhd = bytes of mmap'd chunks, (0) = before the
+ *                      first op. glibc's own count of what it holds from
+ *                      the OS, less the mmap'd chunks that existed before
+ *                      the replay (each is its owner's alone, such as a
+ *                      large trace's ops[]: the trace cannot use them).
+ *                      The arena is counted whole, in use or free: a
+ *                      subtraction of "in use at the start" would be
+ *                      wrong, because glibc's tcache keeps freed chunks
+ *                      that mallinfo2 counts as in use, and a trace that
+ *                      took them back would be measured below its own
+ *                      payload. So a heap that earlier work left large
+ *                      (glibc cannot return free memory below a live
+ *                      chunk) counts too: when the system malloc's figure
+ *                      is compared, measure it before other heavy work in
+ *                      the process, or in a process of its own. The
+ *                      replay's own tables come from mmap, not malloc.
  *     peak_footprint = max over k of footprint(k)
  *     utilization    = peak_live / peak_footprint            (0 < U <= 1)
  *
@@ -91,6 +102,10 @@ typedef struct trace {
     int weight;       /* header line 4: weight in a graded run */
     trace_op *ops;    /* num_ops ops, owned by the trace (trace_free) */
     char name[TRACE_NAME_MAX]; /* file name, no folder, no extension */
+    /* Bytes of ops[] mapped with mmap by trace_read and the generators, so
+     * that a trace never shows in malloc's counts; 0 for a trace built by
+     * hand, whose ops[] trace_free gives to free() (if it calls it). */
+    size_t ops_mapped;
 } trace_t;
 
 /*
