@@ -199,7 +199,8 @@ instructions() {
     }' "$rows"
   rm -f "$rows"
   echo "ratio: the system's instr/op over this one's (above 1: fewer instructions than the system malloc)"
-  echo "instruction counts are repeatable run to run; wall times on a shared 2-core machine are not"
+  echo "instruction counts are repeatable run to run (exactly for the stage and glibc; a malloc with"
+  echo "time-driven work, like jemalloc's decay, moves by a few %); wall times on a shared 2-core machine are not"
   echo "instructions: $instr_csv; per-function detail: callgrind_annotate $cg/<case>.<allocator>.out"
 }
 
