@@ -49,7 +49,7 @@ clean:
 
 # Per-stage targets: test-01, demo-02, valgrind-03, ... A stage that does not
 # exist yet is skipped with a note rather than an error.
-PER_STAGE := test demo bench valgrind asan misuse lint format clean all run
+PER_STAGE := test demo bench valgrind asan tsan misuse lint format clean all run
 $(foreach t,$(PER_STAGE),$(eval $(t)-%: ; @$$(call per_stage,$(t),$$*)))
 per_stage = d='$(call stage_dir,$(2))'; \
   if [ -z "$$d" ]; then echo "stage $(2) does not exist yet (see README.md for the plan)"; \

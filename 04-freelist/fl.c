@@ -1024,7 +1024,9 @@ static void dump_region(const fl_region *r, size_t index, FILE *out)
         if (s == 0)
             break; /* damaged: draw what can be drawn */
         unsigned f = w_flags(w);
-        char body = !(f & FL_USED) ? '.' : (f & FL_QUARANTINE_BIT) ? 'q' : '#';
+        char body = (char)(!(f & FL_USED)            ? '.'
+                           : (f & FL_QUARANTINE_BIT) ? 'q'
+                                                     : '#');
         size_t off = (size_t)(c - (base + REGION_FIRST));
         size_t first = off / cell, last = (off + s - 1) / cell;
         for (size_t i = first; i <= last && i < ncells; i++)

@@ -872,10 +872,10 @@ static bool heap_check(void *a)
 
 #define FL_CONFORM(label, create_fn)                                           \
     {                                                                          \
-        .name = label,                                                         \
+        .name = (label),                                                       \
         .caps = CONFORM_ANY_SIZE | CONFORM_FREE | CONFORM_REALLOC,             \
         .align = FL_ALIGN, .max_size = (size_t)1 << 20, .capacity = 0,         \
-        .create = create_fn, .destroy = heap_destroy, .alloc = heap_alloc,     \
+        .create = (create_fn), .destroy = heap_destroy, .alloc = heap_alloc,   \
         .free = heap_free, .realloc = heap_realloc, .reset = NULL,             \
         .check = heap_check,                                                   \
     }

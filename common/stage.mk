@@ -12,6 +12,20 @@
 #                                       # them in each flavour (optional)
 #     include ../common/stage.mk
 #
+# Optional parts for the stages that are a real malloc (04 on):
+#
+#     SHLIB        := libmalloc.so      # build/libmalloc.so, for LD_PRELOAD:
+#     SHLIB_SRCS   := fl.c shim.c       #   these sources, release flags, -fPIC
+#     TEST_SCRIPTS := test_programs.sh  # scripts `make test` runs after the
+#                                       # tests (each prints N passed, N failed)
+#     THREADED     := 1                 # adds build/tsan/ (ThreadSanitizer, quick
+#                                       # mode) to `make test`; `make tsan`
+#     BENCH_EXTRA  := replay_fl         # more bench programs (release), run by
+#     BENCH_EXTRA_ARGS := ...           #   `make bench` after bench.sh
+#
+# `make run CMD='sort file'` runs a command (in the stage's folder) with
+# build/$(SHLIB) preloaded as its malloc.
+#
 # Every program is built in four flavours, each in its own folder:
 #
 #     build/debug/     -O1, checked (ALLOC_DEBUG: misuse checks, fill bytes)
@@ -35,13 +49,16 @@ WARN := -Wall -Wextra -Wpedantic -Werror
 CPPFLAGS_ALL := -I. -I$(COMMON) -D_DEFAULT_SOURCE $(EXTRA_CPPFLAGS)
 LDLIBS_ALL := -lpthread -lm $(EXTRA_LDLIBS)
 
-FLAVOURS := debug release valgrind asan
+FLAVOURS := debug release valgrind asan $(if $(THREADED),tsan)
 CFLAGS_debug := -O1 -g -DALLOC_DEBUG
 CFLAGS_release := -O2 -g -DNDEBUG
 CFLAGS_valgrind := -O1 -g -DALLOC_DEBUG -DALLOC_TRACK_VALGRIND
 CFLAGS_asan := -O1 -g -DALLOC_DEBUG -fsanitize=address,undefined \
 	-fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS_asan := -fsanitize=address,undefined
+CFLAGS_tsan := -O1 -g -DALLOC_DEBUG -fsanitize=thread
+LDFLAGS_tsan := -fsanitize=thread
+TSAN_ENV := TEST_QUICK=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 VALGRIND_FLAGS := -q --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=all --errors-for-leak-kinds=all \
@@ -57,11 +74,12 @@ PROGRAMS := $(TESTS) $(BENCH) $(DEMO) $(MISUSE)
 RESULTS := build/results.txt
 TALLY := $(COMMON)/tally.sh $(RESULTS)
 
-.PHONY: all test valgrind asan misuse bench demo lint format clean help \
-	run-unit run-valgrind run-asan run-misuse
+.PHONY: all test valgrind asan tsan misuse bench demo lint format clean help \
+	run run-unit run-valgrind run-asan run-tsan run-misuse run-scripts
 .DEFAULT_GOAL := all
 
-all: $(foreach f,debug release,$(addprefix build/$f/,$(PROGRAMS)))
+all: $(foreach f,debug release,$(addprefix build/$f/,$(PROGRAMS))) \
+	$(if $(SHLIB),build/$(SHLIB))
 
 # ---- Build rules, one set per flavour -----------------------------------
 
@@ -86,20 +104,33 @@ build/$(1)/%: build/$(1)/%.o $$(addprefix build/$(1)/,$$(ALLOC:.c=.o)) build/$(1
 endef
 $(foreach f,$(FLAVOURS),$(eval $(call FLAVOUR_RULES,$(f))))
 
+# The preloadable library: position-independent objects of its own.
+build/pic/%.o: %.c
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CSTD) $(WARN) $(CFLAGS_release) $(DEBUG_INFO) $(CPPFLAGS_ALL) -fPIC -MMD -MP -c $< -o $@
+
+ifneq ($(SHLIB),)
+build/$(SHLIB): $(addprefix build/pic/,$(SHLIB_SRCS:.c=.o))
+	@echo "  LINK    $@"
+	$(Q)$(CC) -shared $^ -o $@ -lpthread
+endif
+
 # Keep objects: they are not intermediates to delete after a link.
 .SECONDARY:
 
--include $(wildcard build/*/*.d build/*/common/*.d)
+-include $(wildcard build/*/*.d build/*/common/*.d build/pic/*.d)
 
 # ---- Test runs ------------------------------------------------------------
 
 # The public targets start a fresh build/results.txt, add their runs to it,
 # and print the total last: `test` is every flavour of every test, then the
 # misuse checks; `valgrind`, `asan` and `misuse` are one kind of run alone.
-test valgrind asan misuse:
+test valgrind asan tsan misuse:
 	@rm -f $(RESULTS)
 	@$(MAKE) --no-print-directory $(if $(filter test,$@),run-unit run-valgrind run-asan \
-	  $(if $(MISUSE),run-misuse),run-$@)
+	  $(if $(THREADED),run-tsan) $(if $(MISUSE),run-misuse) \
+	  $(if $(TEST_SCRIPTS),run-scripts),run-$@)
 	@$(COMMON)/tally.sh --total $(STAGE) $(RESULTS)
 
 run-unit: $(addprefix build/debug/,$(TESTS) $(EXTRA_PROGRAMS)) \
@@ -120,6 +151,21 @@ run-asan: $(addprefix build/asan/,$(TESTS) $(EXTRA_PROGRAMS))
 	  $(TALLY) "$(STAGE) $$t (asan+ubsan)" env $(ASAN_ENV) build/asan/$$t; \
 	done
 
+run-tsan: $(addprefix build/tsan/,$(TESTS) $(EXTRA_PROGRAMS))
+	@for t in $(TESTS); do \
+	  $(TALLY) "$(STAGE) $$t (tsan)" env $(TSAN_ENV) build/tsan/$$t; \
+	done
+
+run-scripts: $(if $(SHLIB),build/$(SHLIB)) $(addprefix build/release/,$(EXTRA_PROGRAMS))
+	@for s in $(TEST_SCRIPTS); do \
+	  $(TALLY) "$(STAGE) $$s" ./$$s; \
+	done
+
+run: $(if $(SHLIB),build/$(SHLIB))
+	$(if $(SHLIB),,@echo "$(STAGE) builds no malloc library"; exit 2)
+	$(if $(CMD),,@echo "usage: make run CMD='program args'"; exit 2)
+	LD_PRELOAD=$(abspath build/$(SHLIB)) $(CMD)
+
 run-misuse: build/valgrind/$(MISUSE) build/asan/$(MISUSE)
 	@$(COMMON)/need.sh valgrind
 	@$(TALLY) "$(STAGE) $(MISUSE) (misuse)" $(COMMON)/misuse.sh \
@@ -127,8 +173,9 @@ run-misuse: build/valgrind/$(MISUSE) build/asan/$(MISUSE)
 
 # ---- Bench and demo -----------------------------------------------------
 
-bench: build/release/$(BENCH)
+bench: build/release/$(BENCH) $(addprefix build/release/,$(BENCH_EXTRA))
 	@$(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
+	@for b in $(BENCH_EXTRA); do build/release/$$b $(BENCH_EXTRA_ARGS) || exit 1; done
 
 demo: build/debug/$(DEMO)
 	@build/debug/$(DEMO)
@@ -148,3 +195,5 @@ clean:
 
 help:
 	@echo "$(STAGE): make [all|test|unit|valgrind|asan|misuse|bench|demo|lint|format|clean]"
+	$(if $(THREADED),@echo "  make tsan: the tests under ThreadSanitizer")
+	$(if $(SHLIB),@echo "  make run CMD='...': a program on build/$(SHLIB)")
