@@ -553,6 +553,20 @@ static void test_catches_a_reset_that_does_nothing(void)
     CHECK(suite_fails(&ops, 0, "with nothing allocated"));
 }
 
+/* A description that promises free without giving it: the suite says so
+ * and skips the rest instead of calling through NULL. */
+static void test_catches_an_inconsistent_description(void)
+{
+    conform_ops ops = broken_ops;
+    ops.name = "broken-ops";
+    ops.free = NULL;
+    CHECK(suite_fails(&ops, BUG_MISALIGNED,
+                      "CONFORM_FREE and the free pointer disagree"));
+    CHECK(suite_fails(&ops, BUG_MISALIGNED,
+                      "skip conform_integrity[broken-ops]: the conform_ops "
+                      "description is invalid"));
+}
+
 /* ---- 3. The child machinery itself --------------------------------------
  *
  * test_child_fails must say "failed as expected" only for a child whose own
@@ -618,6 +632,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_catches_realloc_that_loses_a_byte);
     RUN_TEST(test_catches_a_pool_that_loses_blocks);
     RUN_TEST(test_catches_a_reset_that_does_nothing);
+    RUN_TEST(test_catches_an_inconsistent_description);
     RUN_TEST(test_child_fails_tells_endings_apart);
     return test_finish();
 }
