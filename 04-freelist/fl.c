@@ -991,7 +991,7 @@ bool fl_check(const fl_heap *h)
 /* ---- The heap map ----------------------------------------------------------
  */
 
-#define DUMP_CELLS 512 /* cells per region at most: 8 rows of 64 */
+#define DUMP_CELLS 256 /* cells per region at most: 4 rows of 64 */
 #define DUMP_ROW   64
 
 /* "r1+4096": a chunk as its region's number (0 = newest) and offset. */
