@@ -26,6 +26,27 @@
  * What it costs: the measuring pass touches every payload byte twice (write,
  * verify) and samples a footprint per op (mallinfo2 walks glibc's bins, some
  * microseconds): it is for correctness and memory, never for speed.
+ *
+ * Generating a trace, in steps:
+ *   1. Draw every choice from one splitmix64 stream seeded by spec->seed:
+ *      the same spec gives the same ops on every machine and compiler.
+ *   2. Keep the live set as an array of ids (a random one is freed by
+ *      swapping the last into its place: O(1)).
+ *   3. Choose each op by the mix (ramp, churn, realloc), within a budget
+ *      that leaves room for the closing frees (see trace_generate).
+ *   4. Free what is still live, in random order: every trace ends empty.
+ *
+ * Memory layout of the state this file keeps while it works:
+ *
+ *   trace_t.ops  (mmap)   [ a 0 24 | a 1 7 | r 0 1000 | f 1 | ... ]
+ *   replay tables (mmap)  [ ptr[num_ids] | size[num_ids] | live[num_ids] ]
+ *   reader, validator     live[num_ids] bytes (malloc'd, freed before any
+ *                         replay samples malloc's counts)
+ *
+ * What it leaves out: threads (a replay runs on one thread; stage 05 on
+ * measure threads with their own benches), calloc and aligned requests
+ * (the malloc-lab format has neither), and traces of programs (record one
+ * with a preloaded shim and write it with trace_write).
  */
 #include "trace.h"
 
@@ -152,6 +173,8 @@ void trace_free(trace_t *t)
     memset(t, 0, sizeof *t);
 }
 
+/* The reader's checks, for a trace made in memory: one pass, O(num_ops),
+ * with one byte per id for the live set. */
 int trace_validate(const trace_t *t, char *err, size_t errlen)
 {
     if (t->num_ops && !t->ops) {
@@ -179,6 +202,8 @@ int trace_validate(const trace_t *t, char *err, size_t errlen)
 
 /* ---- Reading ------------------------------------------------------------ */
 
+/* Space, tab and line ends: the format's only separators. Not isspace(),
+ * which depends on the locale and wants an unsigned char. */
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -242,6 +267,8 @@ typedef struct reader {
     size_t errlen;
 } reader_t;
 
+/* Formats "path:line: what" into the caller's buffer; returns -1, so that
+ * every failure reads `return reader_fail(...)`. */
 __attribute__((format(printf, 2, 3))) static int
 reader_fail(reader_t *r, const char *fmt, ...)
 {
@@ -342,6 +369,8 @@ static int reader_op_line(reader_t *r, const char *s)
     return 0;
 }
 
+/* Steps 1-4 of "Reading a trace" at the top. getline, not fgets: a line
+ * of any length is read whole, so "line too long" is never an answer. */
 int trace_read_err(const char *path, trace_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
@@ -804,6 +833,12 @@ static double now_seconds(void)
 }
 
 /* One timed run: the ops alone, then (untimed) the leftovers and destroy. */
+/*
+ * Each run gets a fresh allocator, as the measuring pass did, so every run
+ * times the same work from the same empty heap. The loop is the measuring
+ * pass's without its pattern, footprint and check: what is timed is the
+ * allocator and one table lookup per op, nothing else.
+ */
 static int replay_timed(replay_t *rp, double *seconds)
 {
     const trace_t *t = rp->t;
@@ -994,12 +1029,16 @@ static void gen_realloc(gen_t *g)
         g->peak_bytes = g->live_bytes;
 }
 
+/* Does the spec make sense? Each rule below is a promise of trace.h. */
 static bool gen_spec_ok(const trace_gen *s)
 {
     if (s->num_ops < 2 || s->num_ops > (size_t)UINT32_MAX || s->max_live < 1 ||
         s->lo < 1 || s->lo > s->hi)
         return false;
-    if (s->dist > TRACE_SIZE_BIMODAL || s->mix > TRACE_MIX_REALLOC)
+    /* Through unsigned: an enum may be signed, and a negative one would
+     * index the name tables below. */
+    if ((unsigned)s->dist > TRACE_SIZE_BIMODAL ||
+        (unsigned)s->mix > TRACE_MIX_REALLOC)
         return false;
     if (s->dist == TRACE_SIZE_BIMODAL &&
         (s->large_lo < 1 || s->large_lo > s->large_hi || s->large_pct > 100))

@@ -219,7 +219,9 @@ typedef enum trace_mix {
 
 typedef struct trace_gen {
     uint64_t seed;
-    size_t num_ops;  /* ops in the trace, the closing frees included (>= 2) */
+    size_t num_ops;  /* ops in the trace, the closing frees included (>= 2;
+                        even, unless TRACE_MIX_REALLOC: without reallocs
+                        each block is one alloc and one free) */
     size_t max_live; /* live blocks at most (>= 1) */
     trace_size_dist dist;
     size_t lo, hi;             /* sizes (lo >= 1, lo <= hi) */

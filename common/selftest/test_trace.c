@@ -868,8 +868,8 @@ static void test_generate_small_sizes_are_log_uniform(void)
 static void test_generate_rejects_bad_specs(void)
 {
     trace_gen good = spec_for(TRACE_MIX_CHURN, TRACE_SIZE_BIMODAL, 100);
-    trace_gen bad[10];
-    for (size_t i = 0; i < 10; i++)
+    trace_gen bad[11];
+    for (size_t i = 0; i < 11; i++)
         bad[i] = good;
     bad[0].lo = 0;
     bad[1].lo = bad[1].hi + 1;
@@ -882,7 +882,8 @@ static void test_generate_rejects_bad_specs(void)
     bad[7].realloc_pct = 0;
     bad[8].dist = (trace_size_dist)99;
     bad[9].mix = (trace_mix)99;
-    for (size_t i = 0; i < 10; i++) {
+    bad[10].dist = (trace_size_dist)-1;
+    for (size_t i = 0; i < 11; i++) {
         trace_t t;
         errno = 0;
         if (!CHECK_INT_EQ(trace_generate(&bad[i], &t), -1))
