@@ -10,36 +10,50 @@
  *   1. Refuse n > max_size (a quarter of a page) with ENOMEM: stage 04
  *      handles any size.
  *   2. Class: k = ceil(n / 16); the pool is pool_of_class[k], one load.
- *   3. Take a block from the pool's first chunk with room: pop its free
- *      list, or else carve its next fresh block. Mark the block live in the
- *      chunk's bitmap. A chunk left without room moves to the full list.
+ *   3. Pop the first block of the pool's free list, and count it out in
+ *      its chunk's header, found by masking the block's address.
  *   Slow path, only when step 2 or 3 finds nothing:
- *   4. No pool yet for the class: create its header in the last root page,
+ *   4. No pool yet for the class: write its header in the last root page,
  *      chaining a new root page when that one is full.
- *   5. No chunk with room: use the pool's spare chunk, or map a new page,
- *      write its header, and add its address to the chunk set.
+ *   5. An empty free list: map a new page, write its chunk header, thread
+ *      its blocks onto the pool's free list and add its address to the
+ *      chunk set.
  *
  * Freeing block p:
- *   1. Chunk: p & ~(page - 1). Checked builds first ask the chunk set
- *      whether that page is one of ours (a foreign pointer is reported
- *      without touching memory that may not be mapped).
- *   2. Block: (p - chunk - first_block) must be a multiple of the stride
- *      and below nblocks * stride, or p is misaligned; its bit must be set,
- *      or this is a double free. Clear the bit.
- *   3. Checked builds only: the block waits in a small FIFO (the
- *      quarantine); the oldest block there comes out instead.
- *   4. Push the block on its chunk's free list. A chunk that was full goes
- *      back to the avail list; a chunk now wholly free becomes the pool's
- *      spare if it has none, and is unmapped if it has one.
+ *   1. Chunk: p & ~(page - 1), no load at all.
+ *   2. Checked builds only: is that page one of our chunks (asked of the
+ *      chunk set, so a foreign pointer is reported without touching a page
+ *      that may not be mapped)? Is p a block's start? Is its live bit set
+ *      (else: double free)? Then the block waits in a small FIFO, the
+ *      quarantine, and the oldest block there is freed instead.
+ *   3. Push the block on the pool's free list and count it back in its
+ *      chunk. A chunk with no block out is a spare: still mapped, its
+ *      blocks still on the free list, ready for the next alloc.
+ *   4. When the spares outnumber 1 + a quarter of the chunks in use,
+ *      sweep: take the blocks of the spares beyond 1 + an eighth of the
+ *      chunks in use off the free list (one walk of the list) and give
+ *      their pages back to the OS. With no chunk in use, one spare stays.
  *
- * Cost: alloc and free are O(1) and make no syscall on the fast path. A
- * syscall happens once per page mapped or unmapped; the spare chunk makes
- * sure a block freed and allocated again, at the edge of a page, does not
- * map and unmap that page every time. Memory: a 16-byte request gets a
- * 16-byte block (classes are 16 B apart, so at most 15 bytes of a block
- * are lost to rounding, under 50% only for requests above 16 B); each page
- * loses its header (80 B with 4 KB pages) and what is left after the last
- * block; each pool header costs 72 B in a root page.
+ * Why one free list per pool, mixing the blocks of all its chunks (stage
+ * 02's list, over pages now), and not one per chunk: with a list per chunk,
+ * a pool in steady churn has its few free blocks spread one per chunk, and
+ * every alloc and free moves a chunk between a "has room" and a "full"
+ * list (measured: two moves per alloc/free pair, half the time spent). One
+ * list needs no moves. The price is paid when pages go back: a sweep walks
+ * the whole free list. It runs only once many chunks are empty, and gives
+ * back an eighth of the chunks in use at least, so its cost spreads over
+ * the many frees that emptied them; the spares it keeps spare a pool that
+ * churns at the edge of a page from mapping and unmapping pages on every
+ * call (on this project's VM a munmap costs ~100 us: it flushes the TLB).
+ *
+ * Cost: alloc and free are O(1); their fast paths are a handful of loads
+ * and stores (about 12 instructions each), and make no syscall. A syscall
+ * happens once per page mapped or unmapped. Memory: a request is rounded up
+ * to a multiple of 16 (up to 15 bytes lost a block: half of a 17-byte
+ * request); each page loses its header (80 B with 4 KB pages) and what is
+ * left after its last block; each pool header costs 72 B in a root page;
+ * the chunk set 16 B a page; up to a quarter of a pool's pages may sit
+ * idle as spares.
  *
  * Deliberately left out: requests above a quarter of a page (stage 04 has
  * any size, with headers and coalescing); threads (stage 05); classes spaced
@@ -73,26 +87,25 @@
  * 16 keeps every block 16-byte aligned, which ASan's granules need. */
 #define PP_REDZONE (TRACK_ENABLED ? (size_t)16 : (size_t)0)
 
-/* Is a freed pointer's page looked up in the chunk set? In checked builds,
- * always: a foreign pointer is reported. In release builds, no: a foreign
- * pointer is undefined behaviour, as with free(); see README "Misuse". */
-#ifdef ALLOC_DEBUG
-#define PP_CHECK_OWNER 1
+/* The rare paths stay out of line: inlined, they would make the compiler
+ * save registers on every call, for work done once a page. */
+#if defined(__GNUC__)
+#define PP_SLOW __attribute__((noinline, cold))
 #else
-#define PP_CHECK_OWNER 0
+#define PP_SLOW
 #endif
 
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 /* ---- Talking to the OS ----------------------------------------------------- */
 
-#ifdef ALLOC_DEBUG
-static unsigned map_failure_in; /* 0: off; n: the nth map from now fails */
+#if PP_CHECKED
+static unsigned map_failure_in; /* 0: off; n: maps fail from the nth on */
 #endif
 
 bool pp_debug_fail_map(unsigned nth)
 {
-#ifdef ALLOC_DEBUG
+#if PP_CHECKED
     map_failure_in = nth;
     return true;
 #else
@@ -104,11 +117,13 @@ bool pp_debug_fail_map(unsigned nth)
 /* `bytes` (whole pages) of fresh zeroed memory, or NULL with ENOMEM. */
 static void *os_map(size_t bytes)
 {
-#ifdef ALLOC_DEBUG
-    if (map_failure_in != 0 && --map_failure_in == 0) {
+#if PP_CHECKED
+    if (map_failure_in == 1) { /* the OS says no, until told otherwise */
         errno = ENOMEM;
         return NULL;
     }
+    if (map_failure_in > 1)
+        map_failure_in--;
 #endif
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -169,7 +184,7 @@ static size_t set_bytes(const pp_allocator_t *a)
  * keep the top bits, which depend on every bit of the page number. */
 static size_t set_home(const pp_allocator_t *a, uintptr_t chunk)
 {
-    uint64_t page_number = (uint64_t)chunk / a->page_size;
+    uint64_t page_number = (uint64_t)chunk >> a->page_shift;
     return (size_t)((page_number * 0x9E3779B97F4A7C15u) >> a->set_shift);
 }
 
@@ -268,13 +283,13 @@ static void set_remove(pp_allocator_t *a, uintptr_t chunk)
 
 static pp_chunk_t *chunk_from(const pp_allocator_t *a, const void *p)
 {
-    return (pp_chunk_t *)((uintptr_t)p & ~(uintptr_t)(a->page_size - 1));
+    return (pp_chunk_t *)((uintptr_t)p & a->page_mask);
 }
 
-static unsigned char *block_at(const pp_pool_t *pool, pp_chunk_t *c,
-                               uint32_t i)
+static pp_free_t *block_at(const pp_pool_t *pool, pp_chunk_t *c, uint32_t i)
 {
-    return (unsigned char *)c + pool->first + (size_t)i * pool->stride;
+    return (pp_free_t *)((unsigned char *)c + pool->first +
+                         (size_t)i * pool->stride);
 }
 
 /* The index of a block known to be on a block boundary of c. */
@@ -288,16 +303,6 @@ static uint32_t block_index(const pp_pool_t *pool, const pp_chunk_t *c,
 static bool bit_get(const pp_chunk_t *c, uint32_t i)
 {
     return (c->live_map[i / 64] >> (i % 64)) & 1u;
-}
-
-static void bit_set(pp_chunk_t *c, uint32_t i)
-{
-    c->live_map[i / 64] |= (uint64_t)1 << (i % 64);
-}
-
-static void bit_clear(pp_chunk_t *c, uint32_t i)
-{
-    c->live_map[i / 64] &= ~((uint64_t)1 << (i % 64));
 }
 
 /* The free-list link inside a free block: the tools see those 8 bytes only
@@ -318,61 +323,46 @@ static void link_write(pp_free_t *block, pp_free_t *next)
     track_mem_noaccess(block, sizeof *block);
 }
 
-/* Does the chunk have a block to give: one on its list, or a fresh one? */
-static bool chunk_has_room(const pp_pool_t *pool, const pp_chunk_t *c)
-{
-    return c->free != NULL || c->carved < pool->nblocks;
-}
-
-static void list_push(pp_chunk_t **head, pp_chunk_t *c)
+/* The pool's list of chunks, doubly linked so a chunk leaves in O(1). */
+static void chunk_link(pp_pool_t *pool, pp_chunk_t *c)
 {
     c->prev = NULL;
-    c->next = *head;
-    if (*head != NULL)
-        (*head)->prev = c;
-    *head = c;
+    c->next = pool->chunks;
+    if (pool->chunks != NULL)
+        pool->chunks->prev = c;
+    pool->chunks = c;
+    pool->nchunks++;
 }
 
-static void list_remove(pp_chunk_t **head, pp_chunk_t *c)
+static void chunk_unlink(pp_pool_t *pool, pp_chunk_t *c)
 {
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
-        *head = c->next;
+        pool->chunks = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    c->prev = c->next = NULL;
+    pool->nchunks--;
 }
 
 /* ---- Allocating: the fast path ------------------------------------------- */
 
-/* Step 3: a block from chunk c, which has room. */
-static void *block_take(pp_pool_t *pool, pp_chunk_t *c)
+/* Step 3: the first block of the pool's free list, which has one. */
+static pp_free_t *block_take(const pp_allocator_t *a, pp_pool_t *pool)
 {
-    pp_free_t *block = c->free;
-    uint32_t i;
-    if (block != NULL) {
-        c->free = link_read(block);
-        c->listed--;
-        i = block_index(pool, c, block);
-    } else {
-        /* Lazy carving: the next never-used block. A new chunk is never
-         * walked to thread its blocks into a list, so its pages are
-         * touched only as blocks are handed out. */
-        i = c->carved++;
-        block = (pp_free_t *)block_at(pool, c, i);
-    }
-    bit_set(c, i);
-    c->live++;
-    pool->live++;
-    if (!chunk_has_room(pool, c)) {
-        list_remove(&pool->avail, c);
-        list_push(&pool->full, c);
-    }
+    pp_free_t *block = pool->free;
+    pool->free = link_read(block);
+    pp_chunk_t *c = chunk_from(a, block);
+    if (c->used++ == 0) /* a spare is in use again */
+        pool->nspares--;
+#if PP_CHECKED
+    uint32_t i = block_index(pool, c, block);
+    c->live_map[i / 64] |= (uint64_t)1 << (i % 64);
+#endif
     return block;
 }
 
-static void *alloc_slow(pp_allocator_t *a, size_t cls);
+static PP_SLOW pp_free_t *alloc_slow(pp_allocator_t *a, size_t cls);
 
 void *pp_alloc(pp_allocator_t *a, size_t size)
 {
@@ -382,13 +372,14 @@ void *pp_alloc(pp_allocator_t *a, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    /* 2. Class: 0 and 1..16 -> 1, 17..32 -> 2, ... */
-    size_t cls = size == 0 ? 1 : (size + PP_ALIGN - 1) / PP_ALIGN;
+    /* 2. Class: 1..16 -> 1, 17..32 -> 2, ...; 0 -> 0, whose entry names
+     *    the pool of class 1 once it exists. */
+    size_t cls = (size + PP_ALIGN - 1) / PP_ALIGN;
     pp_pool_t *pool = a->pool_of_class[cls];
-    /* 3. Fast path: a pool with a chunk with room. */
-    void *p;
-    if (pool != NULL && pool->avail != NULL)
-        p = block_take(pool, pool->avail);
+    /* 3. Fast path: the pool exists and has a chunk with room. */
+    pp_free_t *p;
+    if (pool != NULL && pool->free != NULL)
+        p = block_take(a, pool);
     else if ((p = alloc_slow(a, cls)) == NULL)
         return NULL;
     track_malloc(p, size, 0, false); /* tools: live, undefined */
@@ -429,16 +420,20 @@ static pp_pool_t *pool_create(pp_allocator_t *a, size_t cls)
     pool->first = a->first_block;
     pool->nblocks = (uint32_t)((a->page_size - pool->first) / pool->stride);
     pool->cls = (uint32_t)cls;
-    pool->avail = pool->full = pool->spare = NULL;
-    pool->nchunks = 0;
-    pool->live = 0;
+    pool->free = NULL;
+    pool->chunks = NULL;
+    pool->nchunks = pool->nspares = 0;
     a->pool_of_class[cls] = pool;
+    if (cls == 1)
+        a->pool_of_class[0] = pool; /* size 0 gets a 16-byte block */
     a->npools++;
     return pool;
 }
 
 /* Step 5: a new chunk for `pool`: one page, its header written, every
- * block no-access, its address in the set. */
+ * block no-access, its blocks threaded onto the pool's (empty) free list
+ * in address order, its address in the set. Threading touches every block
+ * once; the page is touched anyway, since its header lives in it. */
 static pp_chunk_t *chunk_map(pp_allocator_t *a, pp_pool_t *pool)
 {
     if (!set_reserve(a)) /* first, so that nothing needs undoing after */
@@ -450,77 +445,144 @@ static pp_chunk_t *chunk_map(pp_allocator_t *a, pp_pool_t *pool)
     track_mem_noaccess(c, a->page_size);
     track_mem_defined(c, header);
     c->pool = pool;
-    c->prev = c->next = NULL;
-    c->free = NULL;
-    c->carved = c->live = c->listed = c->held = 0;
+    c->used = c->held = c->doomed = c->unused_pad = 0;
     memset(c->live_map, 0, header - sizeof *c);
+    for (uint32_t i = pool->nblocks; i-- > 0;) { /* push last to first */
+        pp_free_t *block = block_at(pool, c, i);
+        link_write(block, pool->free);
+        pool->free = block;
+    }
+    chunk_link(pool, c);
+    pool->nspares++; /* until block_take counts its first block out */
     set_insert_unchecked(a, (uintptr_t)c);
-    pool->nchunks++;
     a->nchunks++;
     return c;
 }
 
 /* Steps 4 and 5, then 3. Runs once per pool, and then once per page's
  * worth of blocks at most. */
-static void *alloc_slow(pp_allocator_t *a, size_t cls)
+static PP_SLOW pp_free_t *alloc_slow(pp_allocator_t *a, size_t cls)
 {
+    if (cls == 0)
+        cls = 1;
     pp_pool_t *pool = a->pool_of_class[cls];
     if (pool == NULL && (pool = pool_create(a, cls)) == NULL)
         return NULL;
-    if (pool->avail == NULL) {
-        pp_chunk_t *c = pool->spare;
-        if (c != NULL)
-            pool->spare = NULL;
-        else if ((c = chunk_map(a, pool)) == NULL)
-            return NULL;
-        list_push(&pool->avail, c);
-    }
-    return block_take(pool, pool->avail);
+    if (pool->free == NULL && chunk_map(a, pool) == NULL)
+        return NULL;
+    return block_take(a, pool);
 }
 
 /* ---- Freeing --------------------------------------------------------------- */
 
-/* A chunk's page goes back to the OS. */
+/* A chunk's page goes back to the OS; its blocks are off the free list. */
 static void chunk_unmap(pp_allocator_t *a, pp_pool_t *pool, pp_chunk_t *c)
 {
+    chunk_unlink(pool, c);
     set_remove(a, (uintptr_t)c);
-    pool->nchunks--;
     a->nchunks--;
     pp_unmap(a, c, a->page_size);
 }
 
-/* Step 4's rare case: no block of c is live or held. Keep it as the spare
- * if the pool has none, else give its page back. */
-static void chunk_emptied(pp_allocator_t *a, pp_pool_t *pool, pp_chunk_t *c,
-                          bool was_full)
+/*
+ * Step 4: gives back every spare of the pool but `keep`. Three walks:
+ * mark the doomed chunks, take their blocks off the free list, unmap them.
+ * O(chunks + free blocks): paid once per quarter of the pool emptied.
+ */
+static PP_SLOW void pool_sweep(pp_allocator_t *a, pp_pool_t *pool,
+                               size_t keep)
 {
-    list_remove(was_full ? &pool->full : &pool->avail, c);
-    if (pool->spare == NULL)
-        pool->spare = c;
-    else
-        chunk_unmap(a, pool, c);
-}
-
-/* Step 4: block p of chunk c goes on c's free list. */
-static void block_put(pp_allocator_t *a, pp_chunk_t *c, pp_free_t *p)
-{
-    pp_pool_t *pool = c->pool;
-    bool was_full = !chunk_has_room(pool, c);
-    link_write(p, c->free);
-    c->free = p;
-    c->listed++;
-    if (c->live + c->held == 0) {
-        chunk_emptied(a, pool, c, was_full);
-    } else if (was_full) {
-        list_remove(&pool->full, c);
-        list_push(&pool->avail, c);
+    size_t doomed = 0;
+    for (pp_chunk_t *c = pool->chunks; c != NULL; c = c->next) {
+        if (c->used == 0 && keep > 0)
+            keep--;
+        else if (c->used == 0)
+            doomed += c->doomed = 1;
+    }
+    if (doomed == 0)
+        return;
+    pp_free_t *prev = NULL;
+    for (pp_free_t *f = pool->free; f != NULL;) {
+        pp_free_t *next = link_read(f);
+        if (chunk_from(a, f)->doomed) { /* unlink f */
+            if (prev != NULL)
+                link_write(prev, next);
+            else
+                pool->free = next;
+        } else {
+            prev = f;
+        }
+        f = next;
+    }
+    for (pp_chunk_t *c = pool->chunks; c != NULL;) {
+        pp_chunk_t *next = c->next; /* read before the page goes */
+        if (c->doomed) {
+            chunk_unmap(a, pool, c);
+            pool->nspares--;
+        }
+        c = next;
     }
 }
 
+/* Step 4's two thresholds, from the chunks in use (with a block out):
+ * a sweep starts above the first and leaves the second, so the next one is
+ * an eighth of the pool's frees away. With no chunk in use, one spare. */
+static size_t spares_max(const pp_pool_t *pool)
+{
+    return 1 + (pool->nchunks - pool->nspares) / 4;
+}
+
+static size_t spares_kept(const pp_pool_t *pool)
+{
+    return 1 + (pool->nchunks - pool->nspares) / 8;
+}
+
+/* Step 3: block p goes back on its pool's free list. */
+static void block_put(pp_allocator_t *a, pp_chunk_t *c, pp_free_t *p)
+{
+    pp_pool_t *pool = c->pool;
+    link_write(p, pool->free);
+    pool->free = p;
+    if (--c->used == 0 && ++pool->nspares > spares_max(pool))
+        pool_sweep(a, pool, spares_kept(pool)); /* step 4 */
+}
+
+#if PP_CHECKED
+/*
+ * Step 2 (checked builds): the index of live block p in chunk c, or a
+ * report and an abort. `freeing`: the caller is pp_free, so a dead block
+ * is a double free. Costs a probe of the chunk set, a division and a bit
+ * test: about as much as the whole release-build free.
+ */
+static uint32_t block_check(const pp_allocator_t *a, const pp_chunk_t *c,
+                            const void *p, const char *func, bool freeing)
+{
+    if (!set_contains(a, (uintptr_t)c))
+        alloc_fatal(STAGE, func, p,
+                    "not a block of this allocator (its page is not one of "
+                    "our chunks)");
+    const pp_pool_t *pool = c->pool;
+    /* Unsigned: a pointer into the header wraps around to a huge offset
+     * and fails the range test like one past the last block. */
+    uintptr_t offset = (uintptr_t)p - (uintptr_t)c - pool->first;
+    if (offset >= (uintptr_t)pool->nblocks * pool->stride ||
+        (uint32_t)offset % (uint32_t)pool->stride != 0)
+        alloc_fatal(STAGE, func, p,
+                    "not the start of a block (misaligned, or in a chunk "
+                    "header)");
+    uint32_t i = (uint32_t)offset / (uint32_t)pool->stride;
+    if (!bit_get(c, i))
+        alloc_fatal(STAGE, func, p,
+                    freeing ? "double free (the block is free already)"
+                            : "not a live block (it was freed)");
+    return i;
+}
+#endif
+
 #if PP_QUARANTINE
-/* Step 3: p waits in the FIFO; returns the oldest block if it had to leave
- * to make room, else NULL. A held block is dead (its bit is clear, so a
- * second free is caught) but not reusable, and keeps its chunk mapped. */
+/* Checked builds: p waits in the FIFO; returns the oldest block if it had
+ * to leave to make room, else NULL. A held block is dead (its bit is clear,
+ * so a second free is caught) but not reusable, and keeps its chunk. */
 static pp_free_t *quarantine_push(pp_allocator_t *a, pp_chunk_t *c, void *p)
 {
     c->held++;
@@ -536,54 +598,24 @@ static pp_free_t *quarantine_push(pp_allocator_t *a, pp_chunk_t *c, void *p)
 }
 #endif
 
-/* Steps 1-2: the chunk and index of live block p, or a report and abort
- * (`freeing`: the caller is pp_free, so a dead block is a double free). */
-static pp_chunk_t *block_locate(const pp_allocator_t *a, const void *p,
-                                const char *func, bool freeing,
-                                uint32_t *index)
-{
-    pp_chunk_t *c = chunk_from(a, p);
-    if (PP_CHECK_OWNER && !set_contains(a, (uintptr_t)c))
-        alloc_fatal(STAGE, func, p,
-                    "not a block of this allocator (its page is not one of "
-                    "our chunks)");
-    const pp_pool_t *pool = c->pool;
-    /* Unsigned: a pointer into the header wraps around to a huge offset
-     * and fails the range test like one past the last block. */
-    uintptr_t offset = (uintptr_t)p - (uintptr_t)c - pool->first;
-    if (offset >= (uintptr_t)pool->nblocks * pool->stride ||
-        (uint32_t)offset % (uint32_t)pool->stride != 0)
-        alloc_fatal(STAGE, func, p,
-                    "not the start of a block (misaligned, or in a chunk "
-                    "header)");
-    *index = (uint32_t)offset / (uint32_t)pool->stride;
-    if (!bit_get(c, *index))
-        alloc_fatal(STAGE, func, p,
-                    *index >= c->carved ? "not a live block (never handed out)"
-                    : freeing           ? "double free (the block is free)"
-                                        : "not a live block (it was freed)");
-    return c;
-}
-
 void pp_free(pp_allocator_t *a, void *p)
 {
     if (p == NULL)
         return;
-    uint32_t i;
-    pp_chunk_t *c = block_locate(a, p, "pp_free", true, &i);
-    pp_pool_t *pool = c->pool;
-    track_free(p, pool->block_size, 0); /* tools: dead, no-access */
-    track_fill_freed(p, pool->block_size);
-    bit_clear(c, i);
-    c->live--;
-    pool->live--;
-#if PP_QUARANTINE
-    pp_free_t *out = quarantine_push(a, c, p);
-    if (out != NULL)
-        block_put(a, chunk_from(a, out), out);
-#else
-    block_put(a, c, p);
+    pp_chunk_t *c = chunk_from(a, p); /* 1. */
+#if PP_CHECKED
+    uint32_t i = block_check(a, c, p, "pp_free", true); /* 2. */
+    c->live_map[i / 64] &= ~((uint64_t)1 << (i % 64));
 #endif
+    track_free(p, c->pool->block_size, 0); /* tools: dead, no-access */
+    track_fill_freed(p, c->pool->block_size);
+#if PP_QUARANTINE
+    p = quarantine_push(a, c, p);
+    if (p == NULL)
+        return;
+    c = chunk_from(a, p);
+#endif
+    block_put(a, c, p); /* 3. */
 }
 
 /* ---- Creating and ending the allocator ------------------------------------- */
@@ -611,6 +643,10 @@ pp_allocator_t *pp_create(void)
     pp_allocator_t *a =
         (pp_allocator_t *)((unsigned char *)page0 + a_offset);
     a->page_size = page;
+    a->page_mask = ~(uintptr_t)(page - 1);
+    a->page_shift = 0;
+    while (((size_t)1 << a->page_shift) < page)
+        a->page_shift++;
     a->max_size = page / 4;
     a->nclasses = nclasses;
     /* The chunk header with one bit per block (at most page / 16 blocks),
@@ -635,25 +671,25 @@ pp_allocator_t *pp_create(void)
     return a;
 }
 
-/* Unmaps one chunk at destroy. Valgrind must forget the blocks still live
- * in it, or it would report them as leaked: they die with the allocator. */
-static void chunk_release_all(pp_allocator_t *a, pp_pool_t *pool,
-                              pp_chunk_t *c)
-{
-    if (TRACK_ENABLED) {
-        for (uint32_t i = 0; i < c->carved; i++)
-            if (bit_get(c, i))
-                track_free(block_at(pool, c, i), pool->block_size, 0);
-    }
-    os_unmap(c, a->page_size);
-}
-
+/* Unmaps the chunks of one list at destroy. Valgrind must forget the
+ * blocks still live in them, or it would report them as leaked: they die
+ * with the allocator. Only checked builds know which blocks are live, and
+ * only they run under Valgrind. */
 static void chunk_list_release(pp_allocator_t *a, pp_pool_t *pool,
                                pp_chunk_t *c)
 {
     while (c != NULL) {
         pp_chunk_t *next = c->next; /* read before the page goes */
-        chunk_release_all(a, pool, c);
+#if PP_CHECKED
+        if (TRACK_ENABLED) {
+            for (uint32_t i = 0; i < pool->nblocks; i++)
+                if (bit_get(c, i))
+                    track_free(block_at(pool, c, i), pool->block_size, 0);
+        }
+#else
+        (void)pool;
+#endif
+        os_unmap(c, a->page_size);
         c = next;
     }
 }
@@ -665,10 +701,7 @@ void pp_destroy(pp_allocator_t *a)
     for (pp_root_t *r = a->roots; r != NULL; r = r->next) {
         for (uint32_t k = 0; k < r->npools; k++) {
             pp_pool_t *pool = &r->pools[k];
-            chunk_list_release(a, pool, pool->avail);
-            chunk_list_release(a, pool, pool->full);
-            if (pool->spare != NULL)
-                chunk_release_all(a, pool, pool->spare);
+            chunk_list_release(a, pool, pool->chunks);
         }
     }
     if (a->set != NULL)
@@ -695,8 +728,11 @@ size_t pp_class_size(const pp_allocator_t *a, size_t size)
 
 size_t pp_block_size(const pp_allocator_t *a, const void *p)
 {
-    uint32_t i;
-    return block_locate(a, p, "pp_block_size", false, &i)->pool->block_size;
+    pp_chunk_t *c = chunk_from(a, p);
+#if PP_CHECKED
+    (void)block_check(a, c, p, "pp_block_size", false);
+#endif
+    return c->pool->block_size;
 }
 
 pp_chunk_t *pp_chunk_of(const pp_allocator_t *a, const void *p)
@@ -721,13 +757,19 @@ size_t pp_trim(pp_allocator_t *a)
     for (pp_root_t *r = a->roots; r != NULL; r = r->next) {
         for (uint32_t k = 0; k < r->npools; k++) {
             pp_pool_t *pool = &r->pools[k];
-            if (pool->spare != NULL) {
-                chunk_unmap(a, pool, pool->spare);
-                pool->spare = NULL;
-            }
+            pool_sweep(a, pool, 0);
         }
     }
     return before - a->mapped;
+}
+
+/* Adds up the live blocks of a pool's chunks. */
+static size_t pool_live(const pp_pool_t *pool)
+{
+    size_t n = 0;
+    for (const pp_chunk_t *c = pool->chunks; c != NULL; c = c->next)
+        n += c->used - c->held;
+    return n;
 }
 
 pp_stats_t pp_stats(const pp_allocator_t *a)
@@ -750,9 +792,10 @@ pp_stats_t pp_stats(const pp_allocator_t *a)
         s.pool_slots += r->cap;
         for (uint32_t k = 0; k < r->npools; k++) {
             const pp_pool_t *pool = &r->pools[k];
-            s.spares += pool->spare != NULL;
-            s.live_blocks += pool->live;
-            s.live_bytes += pool->live * pool->block_size;
+            size_t live = pool_live(pool);
+            s.spares += pool->nspares;
+            s.live_blocks += live;
+            s.live_bytes += live * pool->block_size;
         }
     }
     return s;
@@ -771,6 +814,7 @@ static bool fail(const char *why)
     return false;
 }
 
+#if PP_CHECKED
 static unsigned popcount64(uint64_t x)
 {
     unsigned n = 0;
@@ -778,6 +822,7 @@ static unsigned popcount64(uint64_t x)
         n++;
     return n;
 }
+#endif
 
 /* How many quarantined blocks lie in chunk c. */
 static uint32_t held_in(const pp_allocator_t *a, const pp_chunk_t *c)
@@ -794,9 +839,18 @@ static uint32_t held_in(const pp_allocator_t *a, const pp_chunk_t *c)
     return n;
 }
 
-/* One chunk: its header, its bitmap, its free list. */
+/* Is p the start of one of c's blocks? */
+static bool is_block_start(const pp_pool_t *pool, const pp_chunk_t *c,
+                           const void *p)
+{
+    uintptr_t offset = (uintptr_t)p - (uintptr_t)c - pool->first;
+    return offset < (uintptr_t)pool->nblocks * pool->stride &&
+           offset % pool->stride == 0;
+}
+
+/* One chunk's header, and its bitmap in checked builds. */
 static bool check_chunk(const pp_allocator_t *a, const pp_pool_t *pool,
-                        pp_chunk_t *c)
+                        const pp_chunk_t *c)
 {
     if (chunk_from(a, c) != c)
         return fail("a chunk is not page-aligned");
@@ -804,65 +858,31 @@ static bool check_chunk(const pp_allocator_t *a, const pp_pool_t *pool,
         return fail("a chunk is missing from the chunk set");
     if (c->pool != pool)
         return fail("a chunk names another pool than the one holding it");
-    if (c->carved > pool->nblocks)
-        return fail("a chunk has carved more blocks than it holds");
-    if ((uint64_t)c->live + c->listed + c->held != c->carved)
-        return fail("a chunk's live + listed + held != carved");
+    if (c->used > pool->nblocks || c->held > c->used || c->doomed != 0)
+        return fail("a chunk's used, held or doomed field is out of range");
     if (c->held != held_in(a, c))
         return fail("a chunk's held count disagrees with the quarantine");
+#if PP_CHECKED
     unsigned bits = 0;
-    size_t words = a->page_size / PP_ALIGN / 64;
-    for (size_t w = 0; w < words; w++)
+    for (size_t w = 0; w < a->page_size / PP_ALIGN / 64; w++)
         bits += popcount64(c->live_map[w]);
-    if (bits != c->live)
-        return fail("a chunk's live bitmap disagrees with its live count");
-    for (uint32_t i = c->carved; i < pool->nblocks && i < words * 64; i++)
-        if (bit_get(c, i))
-            return fail("a fresh block is marked live");
-    /* The free list: at most `listed` nodes, each a carved block of this
-     * chunk, on a boundary, not live. A cycle shows up as too many nodes. */
-    uint32_t n = 0;
-    for (pp_free_t *f = c->free; f != NULL; f = link_read(f)) {
-        if (++n > c->listed)
-            return fail("a free list is longer than its count (a cycle?)");
-        if (chunk_from(a, f) != c)
-            return fail("a free list leaves its chunk");
-        uintptr_t offset = (uintptr_t)f - (uintptr_t)c - pool->first;
-        if (offset >= (uintptr_t)c->carved * pool->stride ||
-            offset % pool->stride != 0)
-            return fail("a free-list node is not a carved block's start");
-        if (bit_get(c, (uint32_t)(offset / pool->stride)))
-            return fail("a free-list node is a live block");
-    }
-    if (n != c->listed)
-        return fail("a free list is shorter than its count");
+    if (bits != c->used - c->held)
+        return fail("a chunk's live bitmap disagrees with used - held");
+#endif
     return true;
 }
 
-/* One of a pool's chunk lists: linked both ways, each chunk sound and in
- * the right list. Adds to *count and *live. */
-static bool check_list(const pp_allocator_t *a, const pp_pool_t *pool,
-                       pp_chunk_t *head, bool want_room, size_t *count,
-                       size_t *live)
+/* How many nodes of the pool's free list lie in chunk c. */
+static size_t free_in(const pp_allocator_t *a, const pp_pool_t *pool,
+                      const pp_chunk_t *c)
 {
-    const pp_chunk_t *prev = NULL;
-    for (pp_chunk_t *c = head; c != NULL; prev = c, c = c->next) {
-        if (++*count > a->nchunks)
-            return fail("a chunk list is longer than the chunk count");
-        if (c->prev != prev)
-            return fail("a chunk's prev link is wrong");
-        if (!check_chunk(a, pool, c))
-            return false;
-        if (chunk_has_room(pool, c) != want_room)
-            return want_room ? fail("a chunk without room is on avail")
-                             : fail("a chunk with room is on full");
-        if (c->live + c->held == 0)
-            return fail("an empty chunk is on a list (not the spare)");
-        *live += c->live;
-    }
-    return true;
+    size_t n = 0;
+    for (pp_free_t *f = pool->free; f != NULL; f = link_read(f))
+        n += chunk_from(a, f) == c;
+    return n;
 }
 
+/* A pool: its chunk list, its free list, and how they agree. */
 static bool check_pool(const pp_allocator_t *a, const pp_pool_t *pool,
                        size_t *chunks)
 {
@@ -874,21 +894,52 @@ static bool check_pool(const pp_allocator_t *a, const pp_pool_t *pool,
         pool->first != a->first_block ||
         pool->nblocks != (a->page_size - pool->first) / pool->stride)
         return fail("a pool's geometry is wrong");
-    size_t count = 0, live = 0;
-    if (!check_list(a, pool, pool->avail, true, &count, &live) ||
-        !check_list(a, pool, pool->full, false, &count, &live))
-        return false;
-    if (pool->spare != NULL) {
-        if (!check_chunk(a, pool, pool->spare))
+
+    /* The chunks: linked both ways, each header sound. */
+    size_t count = 0, spares = 0, free_blocks = 0;
+    const pp_chunk_t *prev = NULL;
+    for (const pp_chunk_t *c = pool->chunks; c != NULL;
+         prev = c, c = c->next) {
+        if (++count > a->nchunks)
+            return fail("a pool's chunk list is longer than the chunk count");
+        if (c->prev != prev)
+            return fail("a chunk's prev link is wrong");
+        if (!check_chunk(a, pool, c))
             return false;
-        if (pool->spare->live + pool->spare->held != 0)
-            return fail("the spare chunk has blocks in use");
-        count++;
+        spares += c->used == 0;
+        free_blocks += pool->nblocks - c->used;
     }
-    if (count != pool->nchunks)
-        return fail("a pool's chunk count is wrong");
-    if (live != pool->live)
-        return fail("a pool's live count is not the sum of its chunks'");
+    if (count != pool->nchunks || spares != pool->nspares)
+        return fail("a pool's chunk or spare count is wrong");
+    if (spares > spares_max(pool))
+        return fail("a pool keeps more spares than 1 + in use / 4");
+
+    /* The free list: as many nodes as the chunks have blocks in, each a
+     * block start in one of this pool's chunks, not a live block. A cycle
+     * shows up as too many nodes; a node listed twice is a cycle. */
+    size_t listed = 0;
+    for (pp_free_t *f = pool->free; f != NULL; f = link_read(f)) {
+        if (++listed > free_blocks)
+            return fail("the free list is longer than the free blocks (a "
+                        "cycle?)");
+        pp_chunk_t *c = chunk_from(a, f);
+        if (!set_contains(a, (uintptr_t)c) || c->pool != pool)
+            return fail("a free-list node is not in one of its pool's "
+                        "chunks");
+        if (!is_block_start(pool, c, f))
+            return fail("a free-list node is not a block's start");
+#if PP_CHECKED
+        if (bit_get(c, block_index(pool, c, f)))
+            return fail("a free-list node is a live block");
+#endif
+    }
+    if (listed != free_blocks)
+        return fail("the free list is shorter than the free blocks");
+    /* And chunk by chunk (O(chunks * free blocks): fine for the small
+     * heaps it is run on after every operation). */
+    for (const pp_chunk_t *c = pool->chunks; c != NULL; c = c->next)
+        if (free_in(a, pool, c) != pool->nblocks - c->used)
+            return fail("a chunk's used count disagrees with the free list");
     *chunks += count;
     return true;
 }
@@ -897,10 +948,12 @@ bool pp_check(const pp_allocator_t *a)
 {
     check_failure = "";
     size_t page = a->page_size;
-    if (page == 0 || (page & (page - 1)) != 0 || a->max_size != page / 4 ||
+    if (page < 1024 || (page & (page - 1)) != 0 ||
+        a->page_mask != ~(uintptr_t)(page - 1) ||
+        ((size_t)1 << a->page_shift) != page || a->max_size != page / 4 ||
         a->nclasses != a->max_size / PP_ALIGN)
         return fail("the allocator's page geometry is wrong");
-    if ((void *)a->roots != (void *)chunk_from(a, a))
+    if ((const void *)a->roots != (const void *)chunk_from(a, a))
         return fail("the allocator is not in root page 0");
 
     /* Root pages and pools. */
@@ -927,6 +980,8 @@ bool pp_check(const pp_allocator_t *a)
         in_table += a->pool_of_class[k] != NULL;
     if (in_table != pools) /* each pool was checked to be at its index */
         return fail("pool_of_class names a pool no root page holds");
+    if (a->pool_of_class[0] != a->pool_of_class[1])
+        return fail("pool_of_class[0] is not the pool of 16-byte blocks");
 
     /* The chunk set holds exactly the chunks the pools hold (each of
      * those was found in it; equal counts leave no room for others). */
@@ -943,10 +998,8 @@ bool pp_check(const pp_allocator_t *a)
         pp_chunk_t *c = chunk_from(a, p);
         if (!set_contains(a, (uintptr_t)c))
             return fail("a quarantined block is not in one of our chunks");
-        uintptr_t offset = (uintptr_t)p - (uintptr_t)c - c->pool->first;
-        if (offset >= (uintptr_t)c->carved * c->pool->stride ||
-            offset % c->pool->stride != 0 ||
-            bit_get(c, (uint32_t)(offset / c->pool->stride)))
+        if (!is_block_start(c->pool, c, p) ||
+            bit_get(c, block_index(c->pool, c, p)))
             return fail("a quarantined block is not a dead block's start");
     }
 #endif
@@ -959,46 +1012,60 @@ bool pp_check(const pp_allocator_t *a)
 /* ---- The drawing ------------------------------------------------------------- */
 
 #define DUMP_CELLS 64 /* blocks drawn per line */
-#define DUMP_LIST 12  /* free-list nodes named per chunk */
+#define DUMP_LIST 16  /* free-list nodes named per pool */
 
-static void dump_chunk(const pp_pool_t *pool, pp_chunk_t *c,
-                       const char *where, FILE *out)
+/* Chunks are named A, B, C, ... in the order of their pool's list. */
+static char chunk_name(const pp_pool_t *pool, const pp_chunk_t *c)
 {
-    fprintf(out, "    chunk %p (%s): %u live, %u free, %u fresh", (void *)c,
-            where, c->live, c->listed, pool->nblocks - c->carved);
+    char name = 'A';
+    for (const pp_chunk_t *k = pool->chunks; k != c; k = k->next)
+        name = name == 'Z' ? '*' : name == '*' ? '*' : (char)(name + 1);
+    return name;
+}
+
+static void dump_chunk(const pp_allocator_t *a, const pp_pool_t *pool,
+                       pp_chunk_t *c, FILE *out)
+{
+    fprintf(out, "    chunk %c at %p: %u live, %u free", chunk_name(pool, c),
+            (void *)c, c->used - c->held, pool->nblocks - c->used);
     if (c->held)
         fprintf(out, ", %u quarantined", c->held);
-    fprintf(out, "\n");
-    /* Mark the free blocks first, so that a block neither live, listed
-     * nor fresh is a quarantined one. */
+    fprintf(out, "%s\n", c->used == 0 ? " (spare)" : "");
+    /* A block not on the free list is live, or held when its bit is
+     * clear (checked builds keep the bits). */
     char cells[DUMP_CELLS];
     for (uint32_t row = 0; row < pool->nblocks; row += DUMP_CELLS) {
         uint32_t n = pool->nblocks - row < DUMP_CELLS ? pool->nblocks - row
                                                       : DUMP_CELLS;
-        for (uint32_t k = 0; k < n; k++) {
-            uint32_t i = row + k;
-            cells[k] = i >= c->carved ? '-' : bit_get(c, i) ? '#' : 'q';
-        }
-        for (pp_free_t *f = c->free; f != NULL; f = link_read(f)) {
+        for (uint32_t k = 0; k < n; k++)
+            cells[k] = PP_CHECKED && !bit_get(c, row + k) ? 'q' : '#';
+        for (pp_free_t *f = pool->free; f != NULL; f = link_read(f)) {
+            if (chunk_from(a, f) != c)
+                continue;
             uint32_t i = block_index(pool, c, f);
             if (i >= row && i < row + n)
                 cells[i - row] = '.';
         }
         fprintf(out, "      |%.*s|\n", (int)n, cells);
     }
-    if (c->free != NULL) {
-        fprintf(out, "      free list:");
-        unsigned shown = 0;
-        for (pp_free_t *f = c->free; f != NULL; f = link_read(f)) {
-            if (shown++ == DUMP_LIST) {
-                fprintf(out, " -> ...");
-                break;
-            }
-            fprintf(out, "%s%u", shown == 1 ? " " : " -> ",
-                    block_index(pool, c, f));
+}
+
+/* The free list's first nodes, as chunk name and block number: "A3". */
+static void dump_free_list(const pp_allocator_t *a, const pp_pool_t *pool,
+                           FILE *out)
+{
+    fprintf(out, "    free list:");
+    unsigned shown = 0;
+    for (pp_free_t *f = pool->free; f != NULL; f = link_read(f)) {
+        if (shown++ == DUMP_LIST) {
+            fprintf(out, " -> ...");
+            break;
         }
-        fprintf(out, "\n");
+        pp_chunk_t *c = chunk_from(a, f);
+        fprintf(out, "%s%c%u", shown == 1 ? " " : " -> ",
+                chunk_name(pool, c), block_index(pool, c, f));
     }
+    fprintf(out, "%s\n", shown == 0 ? " (empty)" : "");
 }
 
 void pp_dump(const pp_allocator_t *a, FILE *out)
@@ -1007,7 +1074,7 @@ void pp_dump(const pp_allocator_t *a, FILE *out)
     fprintf(out,
             "allocator %p: page %zu B, blocks 16..%zu B; %zu root page%s, "
             "%zu pool%s, %zu chunk%s (%zu spare); %zu B mapped\n",
-            (void *)a, s.page_size, s.max_size, s.root_pages,
+            (const void *)a, s.page_size, s.max_size, s.root_pages,
             s.root_pages == 1 ? "" : "s", s.pools, s.pools == 1 ? "" : "s",
             s.chunks, s.chunks == 1 ? "" : "s", s.spares, s.mapped);
     size_t n = 0;
@@ -1027,18 +1094,14 @@ void pp_dump(const pp_allocator_t *a, FILE *out)
         for (uint32_t k = 0; k < r->npools; k++) {
             const pp_pool_t *pool = &r->pools[k];
             fprintf(out,
-                    "  pool %zu B (%u blocks a chunk, stride %zu): %zu live, "
-                    "%zu chunk%s\n",
+                    "  pool %zu B (%u blocks a chunk, stride %zu): %zu "
+                    "chunk%s\n",
                     pool->block_size, pool->nblocks, pool->stride,
-                    pool->live, pool->nchunks, pool->nchunks == 1 ? "" : "s");
-            for (pp_chunk_t *c = pool->avail; c != NULL; c = c->next)
-                dump_chunk(pool, c, "avail", out);
-            for (pp_chunk_t *c = pool->full; c != NULL; c = c->next)
-                dump_chunk(pool, c, "full", out);
-            if (pool->spare != NULL)
-                dump_chunk(pool, pool->spare, "spare", out);
+                    pool->nchunks, pool->nchunks == 1 ? "" : "s");
+            for (pp_chunk_t *c = pool->chunks; c != NULL; c = c->next)
+                dump_chunk(a, pool, c, out);
+            dump_free_list(a, pool, out);
         }
     }
-    fprintf(out, "  # live   . free (on the free list)   q quarantined   "
-                 "- fresh (never handed out)\n");
+    fprintf(out, "  # live   . free (on the free list)   q quarantined\n");
 }

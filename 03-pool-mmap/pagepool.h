@@ -14,7 +14,8 @@
  *   chunk      exactly one page, page-aligned, cut into blocks of one pool
  *   root page  a page of headers: the first holds the allocator and the
  *              first pool headers; when it is full, another is chained
- *   spare      one wholly free chunk a pool keeps instead of unmapping it
+ *   spare      a chunk with no block out, kept mapped for a while rather
+ *              than unmapped at once (at most 1 + a quarter of a pool's)
  *   redzone    16 no-access bytes around every block, only when a memory
  *              tool watches (Valgrind or ASan builds), so overflows show
  *
@@ -57,11 +58,19 @@
  * alignof(max_align_t) on x86-64, the series' promise. */
 #define PP_ALIGN 16
 
-/* Checked builds hold the last PP_QUARANTINE freed blocks back before they
- * can be handed out again, so a use-after-free lands in dead memory. */
+/*
+ * Checked builds (ALLOC_DEBUG) look up every freed pointer's page in the
+ * chunk set, check that it is a live block's start (a live bitmap per
+ * chunk), and hold the last PP_QUARANTINE freed blocks back before they can
+ * be handed out again, so a use-after-free lands in dead memory. Release
+ * builds do none of it: their free is a push on a list (see the README for
+ * what each check costs).
+ */
 #ifdef ALLOC_DEBUG
+#define PP_CHECKED 1
 #define PP_QUARANTINE 16
 #else
+#define PP_CHECKED 0
 #define PP_QUARANTINE 0
 #endif
 
@@ -77,54 +86,53 @@ typedef struct pp_free {
 } pp_free_t;
 
 typedef struct pp_pool pp_pool_t;
+typedef struct pp_chunk pp_chunk_t;
 
 /*
  * The header at the start of every chunk. A chunk's blocks are numbered
- * 0 .. nblocks-1; block i starts at (char *)chunk + first_block + i * stride.
+ * 0 .. nblocks-1; block i starts at (char *)chunk + first + i * stride.
+ * Its free blocks are on its pool's free list, mixed with those of the
+ * pool's other chunks: the chunk only counts the blocks it has out.
  *
- * Every block is in exactly one state, so (invariant, pp_check verifies):
- *     live + listed + held + (nblocks - carved) == nblocks
- *     popcount(live_map) == live, and no bit at or above `carved` is set
- *     the free list has `listed` nodes, each a carved block whose bit is 0
+ * Every block is live, held in the quarantine, or on the pool's free list
+ * (invariant, pp_check verifies):
+ *     used == live + held
+ *     used + (nodes of the pool's free list inside this chunk) == nblocks
+ *     checked builds: popcount(live_map) == live, and no block on the free
+ *     list or in the quarantine has its bit set
  */
-typedef struct pp_chunk {
-    pp_pool_t *pool;        /* the pool this chunk belongs to */
-    struct pp_chunk *prev;  /* neighbours in the pool's avail or full list */
-    struct pp_chunk *next;
-    pp_free_t *free;        /* free list, threaded through free blocks */
-    uint32_t carved;        /* blocks [0, carved) were handed out at least
-                               once; the rest are fresh, on no list (lazy:
-                               a new chunk is not walked to build a list) */
-    uint32_t live;          /* blocks handed out and not freed */
-    uint32_t listed;        /* blocks on `free` */
-    uint32_t held;          /* freed blocks waiting in the quarantine */
-    uint64_t live_map[];    /* bit i set: block i is live (double free and
-                               pp_check use it); page_size / 1024 words */
-} pp_chunk_t;
+struct pp_chunk {
+    pp_pool_t *pool;     /* the pool this chunk belongs to */
+    pp_chunk_t *prev;    /* neighbours in the pool's list of chunks */
+    pp_chunk_t *next;
+    uint32_t used;       /* blocks not on the free list: live or held */
+    uint32_t held;       /* freed blocks waiting in the quarantine */
+    uint32_t doomed;     /* set during a sweep: this page goes back */
+    uint32_t unused_pad; /* keeps live_map 8-byte aligned */
+    uint64_t live_map[]; /* checked builds: bit i set when block i is live
+                            (page_size / 1024 words; 0 in release builds) */
+};
 
 /*
- * A pool: the blocks of one size class. Its chunks sit on two lists and a
- * spare slot (invariant, pp_check verifies):
- *     avail: chunks with a block to give (free list or fresh) and at least
- *            one block live or held; alloc takes from the first
- *     full:  chunks with no block to give
- *     spare: NULL, or one chunk with no block live or held
- *     nchunks == |avail| + |full| + (spare != NULL)
- *     live == sum of the chunks' live counts
+ * A pool: the blocks of one size class, in chunks of one page each.
+ * Invariants (pp_check verifies):
+ *     nchunks == |chunks|,  nspares == chunks with used == 0
+ *     nspares <= 1 + (nchunks - nspares) / 4: more, and a sweep gives
+ *     back all but 1 + (nchunks - nspares) / 8 (see pagepool.c, step 4)
+ *     every node of `free` is a block start in one of `chunks`
  */
 struct pp_pool {
-    size_t block_size; /* bytes a block offers: its class, 16 * cls */
-    size_t stride;     /* bytes from one block to the next: block_size plus
-                          the redzone of annotated builds */
-    size_t first;      /* offset of block 0 in a chunk (same in all pools) */
-    uint32_t nblocks;  /* blocks in one chunk: (page - first) / stride */
-    uint32_t cls;      /* its index in pool_of_class: block_size / 16 */
-    pp_chunk_t *avail; /* chunks with room, most recently refilled first */
-    pp_chunk_t *full;  /* chunks without */
-    pp_chunk_t *spare; /* one empty chunk kept back, so that one block
-                          freed and allocated again costs no syscalls */
-    size_t nchunks;    /* chunks this pool holds, the spare included */
-    size_t live;       /* blocks handed out and not freed */
+    size_t block_size;  /* bytes a block offers: its class, 16 * cls */
+    size_t stride;      /* bytes from one block to the next: block_size
+                           plus the redzone of annotated builds */
+    size_t first;       /* offset of block 0 in a chunk (same in all pools) */
+    uint32_t nblocks;   /* blocks in one chunk: (page - first) / stride */
+    uint32_t cls;       /* its index in pool_of_class: block_size / 16 */
+    pp_free_t *free;    /* free blocks of all its chunks, last freed first */
+    pp_chunk_t *chunks; /* all its chunks, newest first */
+    size_t nchunks;     /* length of `chunks` */
+    size_t nspares;     /* chunks with no block out: "spares", mapped but
+                           idle, their blocks still on `free` */
 };
 
 /* The header of a root page. Pools are only ever added (never removed
@@ -145,34 +153,37 @@ typedef struct pp_root {
  * chunk addresses, linear probing, at most half full, in its own mapping.
  *
  * Invariants (pp_check verifies):
- *     mapped == page_size * (nroots + nchunks) + set_bytes
+ *     mapped == page_size * (nroots + nchunks) + the set's mapping
  *     set_count == nchunks, and every chunk of every pool is in the set
- *     pool_of_class[k] is NULL or the pool with block_size 16 * k
+ *     pool_of_class[k] is NULL or the pool with block_size 16 * k, for
+ *     k >= 1; pool_of_class[0] == pool_of_class[1] (size 0 gets 16 B)
  */
 typedef struct pp_allocator {
-    size_t page_size;    /* the OS page, from sysconf; also a chunk's size */
-    size_t max_size;     /* the largest request: page_size / 4 */
-    size_t nclasses;     /* max_size / 16: classes 1 .. nclasses */
-    size_t first_block;  /* offset of block 0 in every chunk */
-    pp_root_t *roots;    /* root page 0, where this struct lives */
+    size_t page_size;     /* the OS page, from sysconf; a chunk's size */
+    uintptr_t page_mask;  /* ~(page_size - 1): block & page_mask = chunk */
+    unsigned page_shift;  /* log2(page_size) */
+    size_t max_size;      /* the largest request: page_size / 4 */
+    size_t nclasses;      /* max_size / 16: classes 1 .. nclasses */
+    size_t first_block;   /* offset of block 0 in every chunk */
+    pp_root_t *roots;     /* root page 0, where this struct lives */
     pp_root_t *last_root; /* the end of the chain: new pools go there */
-    size_t nroots;       /* root pages in the chain */
-    size_t npools;       /* pools created so far */
-    size_t nchunks;      /* chunks of all pools, spares included */
-    uintptr_t *set;      /* chunk set slots (0 = empty), or NULL */
-    size_t set_cap;      /* slots: 0 or a power of two */
-    size_t set_count;    /* slots in use */
-    unsigned set_shift;  /* 64 - log2(set_cap): the hash keeps top bits */
-    size_t mapped;       /* bytes held from the OS right now */
-    size_t peak_mapped;  /* the most ever held at once */
-    size_t maps, unmaps; /* mmap and munmap calls so far */
+    size_t nroots;        /* root pages in the chain */
+    size_t npools;        /* pools created so far */
+    size_t nchunks;       /* chunks of all pools, spares included */
+    uintptr_t *set;       /* chunk set slots (0 = empty), or NULL */
+    size_t set_cap;       /* slots: 0 or a power of two */
+    size_t set_count;     /* slots in use */
+    unsigned set_shift;   /* 64 - log2(set_cap): the hash keeps top bits */
+    size_t mapped;        /* bytes held from the OS right now */
+    size_t peak_mapped;   /* the most ever held at once */
+    size_t maps, unmaps;  /* mmap and munmap calls so far */
 #if PP_QUARANTINE
     void *quarantine[PP_QUARANTINE]; /* freed blocks, oldest at q_head */
     unsigned q_head, q_count;
 #endif
     pp_pool_t *pool_of_class[]; /* nclasses + 1 entries; [k]: the pool of
                                    blocks of 16 * k bytes, NULL until the
-                                   first request of that class; [0] unused */
+                                   first request of that class */
 } pp_allocator_t;
 
 typedef struct pp_stats {
@@ -184,7 +195,7 @@ typedef struct pp_stats {
     size_t pool_slots;  /* pool headers the root pages have room for */
     size_t pools;       /* pools created */
     size_t chunks;      /* chunks held, spares included */
-    size_t spares;      /* chunks held empty, one per pool at most */
+    size_t spares;      /* chunks held empty (see pp_pool_t) */
     size_t live_blocks; /* blocks handed out and not freed */
     size_t live_bytes;  /* their block sizes added up (class, not request) */
     size_t quarantined; /* freed blocks held back (checked builds) */
@@ -214,12 +225,14 @@ void *pp_alloc(pp_allocator_t *a, size_t size);
 /*
  * Frees a block; NULL is ignored. A pointer that is not the start of a live
  * block of `a` is reported (stage, function, address) and the program
- * aborts: misaligned or inside a chunk header, a double free, and (checked
- * builds) a pointer whose page is not one of a's chunks.
+ * aborts, in checked builds: a pointer whose page is not one of a's
+ * chunks, misaligned or inside a chunk header, a double free. Release
+ * builds check nothing: misuse there is undefined behaviour, as with free().
  */
 void pp_free(pp_allocator_t *a, void *p);
 
-/* The block size of a live block: its class. Misuse reported as pp_free. */
+/* The block size of a live block: its class. Misuse reported as pp_free,
+ * but a freed block is "not a live block", not a double free. */
 size_t pp_block_size(const pp_allocator_t *a, const void *p);
 
 /* The block size a request of `size` would get, or 0 if it is refused. */
@@ -230,7 +243,7 @@ size_t pp_class_size(const pp_allocator_t *a, size_t size);
 pp_chunk_t *pp_chunk_of(const pp_allocator_t *a, const void *p);
 
 /* Gives back what is held but unused: the quarantine is emptied and every
- * pool's spare chunk unmapped. Returns the bytes given back. */
+ * pool's spare chunks unmapped. Returns the bytes given back. */
 size_t pp_trim(pp_allocator_t *a);
 
 pp_stats_t pp_stats(const pp_allocator_t *a);
@@ -243,12 +256,12 @@ bool pp_check(const pp_allocator_t *a);
 const char *pp_check_failure(void);
 
 /* Draws the root pages, the pools and one row per chunk: '#' live block,
- * '.' free, 'q' quarantined, '-' fresh; then each free list's order. */
+ * '.' free, 'q' quarantined; then each free list's order. */
 void pp_dump(const pp_allocator_t *a, FILE *out);
 
-/* Checked builds: the nth mmap from now fails with ENOMEM (1: the next),
- * so tests can reach the out-of-memory paths. Returns false, doing
- * nothing, in release builds. */
+/* Checked builds: from the nth mmap from now on (1: the next), every mmap
+ * fails with ENOMEM, until pp_debug_fail_map(0); so tests can reach the
+ * out-of-memory paths. Returns false, doing nothing, in release builds. */
 bool pp_debug_fail_map(unsigned nth);
 
 #endif /* PAGEPOOL_H */
