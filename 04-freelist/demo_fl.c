@@ -11,9 +11,8 @@
 
 /* Blocks alternately 1000 and 3000 bytes: the first region nearly full. */
 #define NBLOCKS 31
-* /
 
-    static void step(const char *what, fl_heap *h)
+static void step(const char *what, fl_heap *h)
 {
     /* The demo runs in the checked build, where a freed chunk first waits
      * in the quarantine: release it, so that the drawing shows the merges. */
