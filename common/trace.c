@@ -845,8 +845,12 @@ static int replay_timed(replay_t *rp, double *seconds)
     const trace_alloc *a = rp->a;
     replay_tables_clear(rp);
     rp->ctx = a->create ? a->create() : NULL;
-    if (a->create && !rp->ctx)
+    if (a->create && !rp->ctx) {
+        rp->res->ok = false;
+        snprintf(rp->res->error, sizeof rp->res->error,
+                 "timing pass: create() returned NULL");
         return -1;
+    }
     int rc = 0;
     double t0 = now_seconds();
     for (size_t k = 0; k < t->num_ops; k++) {
@@ -905,7 +909,8 @@ int trace_replay(const trace_t *t, const trace_alloc *a,
     if (!a->alloc || !a->free) {
         result->ok = false;
         snprintf(result->error, sizeof result->error,
-                 "%s: alloc and free are required", a->name);
+                 "%s: alloc and free are required",
+                 a->name ? a->name : "allocator");
         return -1;
     }
 
