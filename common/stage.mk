@@ -116,8 +116,11 @@ build/$(SHLIB): $(addprefix build/pic/,$(SHLIB_SRCS:.c=.o))
 	$(Q)$(CC) -shared $^ -o $@ -lpthread
 endif
 
-# Keep objects: they are not intermediates to delete after a link.
-.SECONDARY:
+# Keep a program's objects after linking it (make deletes the objects of a
+# chain like build/debug/%: build/debug/%.o). Not .SECONDARY with no names: it
+# makes every file intermediate, and a new common/*.c whose object is missing
+# would then never be built into an archive that looks up to date.
+.PRECIOUS: $(foreach f,$(FLAVOURS),build/$(f)/%.o)
 
 -include $(wildcard build/*/*.d build/*/common/*.d build/pic/*.d)
 
