@@ -95,9 +95,13 @@
 #define PP_SLOW
 #endif
 
-static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+static size_t round_up(size_t n, size_t to)
+{
+    return (n + to - 1) / to * to;
+}
 
-/* ---- Talking to the OS ----------------------------------------------------- */
+/* ---- Talking to the OS -----------------------------------------------------
+ */
 
 #if PP_CHECKED
 static unsigned map_failure_in; /* 0: off; n: maps fail from the nth on */
@@ -162,7 +166,8 @@ static void pp_unmap(pp_allocator_t *a, void *p, size_t bytes)
     a->unmaps++;
 }
 
-/* ---- The chunk set: which pages are ours ----------------------------------- */
+/* ---- The chunk set: which pages are ours -----------------------------------
+ */
 
 /*
  * Masking a pointer gives the page it lies in, but is that page one of our
@@ -227,7 +232,7 @@ static bool set_resize(pp_allocator_t *a, size_t cap)
     a->set_shift = 64;
     for (size_t c = cap; c > 1; c >>= 1)
         a->set_shift--;
-    for (size_t i = 0; i < old_cap; i++)
+    for (size_t i = 0; cap != 0 && i < old_cap; i++)
         if (old[i] != 0)
             set_insert_unchecked(a, old[i]);
     if (old != NULL)
@@ -261,8 +266,8 @@ static void set_remove(pp_allocator_t *a, uintptr_t chunk)
         size_t home = set_home(a, a->set[j]);
         /* Can the key at j move back to the hole? Only if its home is not
          * in the cyclic range (hole, j]. */
-        bool home_after_hole = hole <= j ? (hole < home && home <= j)
-                                         : (hole < home || home <= j);
+        bool home_after_hole =
+            hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
         if (!home_after_hole) {
             a->set[hole] = a->set[j];
             hole = j;
@@ -473,7 +478,8 @@ static PP_SLOW pp_free_t *alloc_slow(pp_allocator_t *a, size_t cls)
     return block_take(a, pool);
 }
 
-/* ---- Freeing --------------------------------------------------------------- */
+/* ---- Freeing ---------------------------------------------------------------
+ */
 
 /* A chunk's page goes back to the OS; its blocks are off the free list. */
 static void chunk_unmap(pp_allocator_t *a, pp_pool_t *pool, pp_chunk_t *c)
@@ -489,8 +495,7 @@ static void chunk_unmap(pp_allocator_t *a, pp_pool_t *pool, pp_chunk_t *c)
  * mark the doomed chunks, take their blocks off the free list, unmap them.
  * O(chunks + free blocks): paid once per quarter of the pool emptied.
  */
-static PP_SLOW void pool_sweep(pp_allocator_t *a, pp_pool_t *pool,
-                               size_t keep)
+static PP_SLOW void pool_sweep(pp_allocator_t *a, pp_pool_t *pool, size_t keep)
 {
     size_t doomed = 0;
     for (pp_chunk_t *c = pool->chunks; c != NULL; c = c->next) {
@@ -618,7 +623,8 @@ void pp_free(pp_allocator_t *a, void *p)
     block_put(a, c, p); /* 3. */
 }
 
-/* ---- Creating and ending the allocator ------------------------------------- */
+/* ---- Creating and ending the allocator -------------------------------------
+ */
 
 pp_allocator_t *pp_create(void)
 {
@@ -632,16 +638,14 @@ pp_allocator_t *pp_create(void)
     size_t page = (size_t)page_size;
     size_t nclasses = page / 4 / PP_ALIGN;
     size_t a_offset = round_up(sizeof(pp_root_t), PP_ALIGN);
-    size_t pools_offset =
-        round_up(a_offset + sizeof(pp_allocator_t) +
-                     (nclasses + 1) * sizeof(pp_pool_t *),
-                 PP_ALIGN);
+    size_t pools_offset = round_up(a_offset + sizeof(pp_allocator_t) +
+                                       (nclasses + 1) * sizeof(pp_pool_t *),
+                                   PP_ALIGN);
 
     void *page0 = os_map(page);
     if (page0 == NULL)
         return NULL;
-    pp_allocator_t *a =
-        (pp_allocator_t *)((unsigned char *)page0 + a_offset);
+    pp_allocator_t *a = (pp_allocator_t *)((unsigned char *)page0 + a_offset);
     a->page_size = page;
     a->page_mask = ~(uintptr_t)(page - 1);
     a->page_shift = 0;
@@ -698,17 +702,18 @@ void pp_destroy(pp_allocator_t *a)
 {
     if (a == NULL)
         return;
-    for (pp_root_t *r = a->roots; r != NULL; r = r->next) {
+    pp_root_t *r = a->roots;
+    do {
         for (uint32_t k = 0; k < r->npools; k++) {
             pp_pool_t *pool = &r->pools[k];
             chunk_list_release(a, pool, pool->chunks);
         }
-    }
+    } while ((r = r->next) != NULL);
     if (a->set != NULL)
         os_unmap(a->set, set_bytes(a));
     /* Root pages last, page 0 (where *a lives) the very last. */
     size_t page = a->page_size;
-    pp_root_t *r = a->roots->next;
+    r = a->roots->next;
     while (r != NULL) {
         pp_root_t *next = r->next;
         os_unmap(r, page);
@@ -717,7 +722,8 @@ void pp_destroy(pp_allocator_t *a)
     os_unmap(a->roots, page);
 }
 
-/* ---- Small queries ----------------------------------------------------------- */
+/* ---- Small queries
+ * ----------------------------------------------------------- */
 
 size_t pp_class_size(const pp_allocator_t *a, size_t size)
 {
@@ -801,11 +807,15 @@ pp_stats_t pp_stats(const pp_allocator_t *a)
     return s;
 }
 
-/* ---- The checker ------------------------------------------------------------- */
+/* ---- The checker
+ * ------------------------------------------------------------- */
 
 static const char *check_failure = "";
 
-const char *pp_check_failure(void) { return check_failure; }
+const char *pp_check_failure(void)
+{
+    return check_failure;
+}
 
 /* Records why the check failed; pp_check returns its value. */
 static bool fail(const char *why)
@@ -830,8 +840,7 @@ static uint32_t held_in(const pp_allocator_t *a, const pp_chunk_t *c)
     uint32_t n = 0;
 #if PP_QUARANTINE
     for (unsigned k = 0; k < a->q_count; k++)
-        n += chunk_from(a, a->quarantine[(a->q_head + k) % PP_QUARANTINE]) ==
-             c;
+        n += chunk_from(a, a->quarantine[(a->q_head + k) % PP_QUARANTINE]) == c;
 #else
     (void)a;
     (void)c;
@@ -898,8 +907,7 @@ static bool check_pool(const pp_allocator_t *a, const pp_pool_t *pool,
     /* The chunks: linked both ways, each header sound. */
     size_t count = 0, spares = 0, free_blocks = 0;
     const pp_chunk_t *prev = NULL;
-    for (const pp_chunk_t *c = pool->chunks; c != NULL;
-         prev = c, c = c->next) {
+    for (const pp_chunk_t *c = pool->chunks; c != NULL; prev = c, c = c->next) {
         if (++count > a->nchunks)
             return fail("a pool's chunk list is longer than the chunk count");
         if (c->prev != prev)
@@ -1009,18 +1017,20 @@ bool pp_check(const pp_allocator_t *a)
     return true;
 }
 
-/* ---- The drawing ------------------------------------------------------------- */
+/* ---- The drawing
+ * ------------------------------------------------------------- */
 
 #define DUMP_CELLS 64 /* blocks drawn per line */
-#define DUMP_LIST 16  /* free-list nodes named per pool */
+#define DUMP_LIST  8  /* free-list nodes named per pool */
 
 /* Chunks are named A, B, C, ... in the order of their pool's list. */
 static char chunk_name(const pp_pool_t *pool, const pp_chunk_t *c)
 {
-    char name = 'A';
-    for (const pp_chunk_t *k = pool->chunks; k != c; k = k->next)
-        name = name == 'Z' ? '*' : name == '*' ? '*' : (char)(name + 1);
-    return name;
+    unsigned i = 0;
+    for (const pp_chunk_t *k = pool->chunks; k != NULL && k != c; k = k->next)
+        i++;
+    static const char names[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ*";
+    return names[i < 26 ? i : 26];
 }
 
 static void dump_chunk(const pp_allocator_t *a, const pp_pool_t *pool,
@@ -1035,10 +1045,9 @@ static void dump_chunk(const pp_allocator_t *a, const pp_pool_t *pool,
      * clear (checked builds keep the bits). */
     char cells[DUMP_CELLS];
     for (uint32_t row = 0; row < pool->nblocks; row += DUMP_CELLS) {
-        uint32_t n = pool->nblocks - row < DUMP_CELLS ? pool->nblocks - row
-                                                      : DUMP_CELLS;
-        for (uint32_t k = 0; k < n; k++)
-            cells[k] = PP_CHECKED && !bit_get(c, row + k) ? 'q' : '#';
+        uint32_t n = 0;
+        for (; n < DUMP_CELLS && row + n < pool->nblocks; n++)
+            cells[n] = PP_CHECKED && !bit_get(c, row + n) ? 'q' : '#';
         for (pp_free_t *f = pool->free; f != NULL; f = link_read(f)) {
             if (chunk_from(a, f) != c)
                 continue;
@@ -1055,33 +1064,36 @@ static void dump_free_list(const pp_allocator_t *a, const pp_pool_t *pool,
                            FILE *out)
 {
     fprintf(out, "    free list:");
-    unsigned shown = 0;
-    for (pp_free_t *f = pool->free; f != NULL; f = link_read(f)) {
-        if (shown++ == DUMP_LIST) {
+    size_t n = 0;
+    for (pp_free_t *f = pool->free; f != NULL; f = link_read(f), n++) {
+        if (n == DUMP_LIST) {
             fprintf(out, " -> ...");
-            break;
+        } else if (n < DUMP_LIST) {
+            pp_chunk_t *c = chunk_from(a, f);
+            fprintf(out, "%s%c%u", n == 0 ? " " : " -> ", chunk_name(pool, c),
+                    block_index(pool, c, f));
         }
-        pp_chunk_t *c = chunk_from(a, f);
-        fprintf(out, "%s%c%u", shown == 1 ? " " : " -> ",
-                chunk_name(pool, c), block_index(pool, c, f));
     }
-    fprintf(out, "%s\n", shown == 0 ? " (empty)" : "");
+    if (n == 0)
+        fprintf(out, " (empty)\n");
+    else
+        fprintf(out, " (%zu block%s)\n", n, n == 1 ? "" : "s");
 }
 
 void pp_dump(const pp_allocator_t *a, FILE *out)
 {
     pp_stats_t s = pp_stats(a);
-    fprintf(out,
-            "allocator %p: page %zu B, blocks 16..%zu B; %zu root page%s, "
-            "%zu pool%s, %zu chunk%s (%zu spare); %zu B mapped\n",
-            (const void *)a, s.page_size, s.max_size, s.root_pages,
-            s.root_pages == 1 ? "" : "s", s.pools, s.pools == 1 ? "" : "s",
-            s.chunks, s.chunks == 1 ? "" : "s", s.spares, s.mapped);
+    fprintf(out, "allocator %p: page %zu B, blocks 16..%zu B, %zu B mapped\n",
+            (const void *)a, s.page_size, s.max_size, s.mapped);
+    fprintf(out, "  %zu root page%s, %zu pool%s, %zu chunk%s (%zu spare)\n",
+            s.root_pages, s.root_pages == 1 ? "" : "s", s.pools,
+            s.pools == 1 ? "" : "s", s.chunks, s.chunks == 1 ? "" : "s",
+            s.spares);
     size_t n = 0;
     for (const pp_root_t *r = a->roots; r != NULL; r = r->next, n++)
-        fprintf(out, "  root page %zu at %p: %s%u of %u pool slots used\n",
-                n, (const void *)r, n == 0 ? "allocator header, " : "",
-                r->npools, r->cap);
+        fprintf(out, "  root page %zu at %p: %s%u of %u pool slots used\n", n,
+                (const void *)r, n == 0 ? "allocator header, " : "", r->npools,
+                r->cap);
     if (a->set_cap != 0)
         fprintf(out, "  chunk set: %zu of %zu slots used (%zu B)\n",
                 a->set_count, a->set_cap, set_bytes(a));

@@ -67,10 +67,10 @@
  * what each check costs).
  */
 #ifdef ALLOC_DEBUG
-#define PP_CHECKED 1
+#define PP_CHECKED    1
 #define PP_QUARANTINE 16
 #else
-#define PP_CHECKED 0
+#define PP_CHECKED    0
 #define PP_QUARANTINE 0
 #endif
 
@@ -102,8 +102,8 @@ typedef struct pp_chunk pp_chunk_t;
  *     list or in the quarantine has its bit set
  */
 struct pp_chunk {
-    pp_pool_t *pool;     /* the pool this chunk belongs to */
-    pp_chunk_t *prev;    /* neighbours in the pool's list of chunks */
+    pp_pool_t *pool;  /* the pool this chunk belongs to */
+    pp_chunk_t *prev; /* neighbours in the pool's list of chunks */
     pp_chunk_t *next;
     uint32_t used;       /* blocks not on the free list: live or held */
     uint32_t held;       /* freed blocks waiting in the quarantine */
