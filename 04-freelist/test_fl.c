@@ -9,6 +9,7 @@
 #include "conform.h"
 #include "fl.h"
 #include "test.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -825,6 +826,107 @@ static void test_dump_draws_the_heap(void)
     fl_destroy(&h);
 }
 
+/* ---- Traces: replays with fl_check() after every op --------------------- */
+
+static void *trace_new(fl_policy pol)
+{
+    fl_heap *h = malloc(sizeof *h);
+    if (h != NULL)
+        fl_init(h, pol);
+    return h;
+}
+static void *trace_new_first(void)
+{
+    return trace_new(FL_FIRST_FIT);
+}
+static void *trace_new_next(void)
+{
+    return trace_new(FL_NEXT_FIT);
+}
+static void *trace_new_best(void)
+{
+    return trace_new(FL_BEST_FIT);
+}
+static void trace_end(void *h)
+{
+    fl_destroy(h);
+    free(h);
+}
+static void *trace_alloc_fn(void *h, size_t n)
+{
+    return fl_alloc(h, n);
+}
+static void trace_free_fn(void *h, void *p)
+{
+    fl_free(h, p);
+}
+static void *trace_realloc_fn(void *h, void *p, size_t n)
+{
+    return fl_realloc(h, p, n);
+}
+static size_t trace_footprint_fn(void *h)
+{
+    return fl_footprint(h);
+}
+static bool trace_check_fn(void *h)
+{
+    return fl_check(h);
+}
+
+static void replay_checked(const trace_t *t)
+{
+    void *(*const make[3])(void) = {trace_new_first, trace_new_next,
+                                    trace_new_best};
+    for (int i = 0; i < 3; i++) {
+        trace_alloc a = {.name = "04-freelist",
+                         .create = make[i],
+                         .destroy = trace_end,
+                         .alloc = trace_alloc_fn,
+                         .free = trace_free_fn,
+                         .realloc = trace_realloc_fn,
+                         .footprint = trace_footprint_fn,
+                         .check = trace_check_fn,
+                         .align = FL_ALIGN};
+        trace_options opt = {.check_each_op = true, .timing_reps = 0};
+        trace_result r;
+        int rc = trace_replay(t, &a, &opt, &r);
+        if (rc != 0)
+            printf("    %s, policy %d: %s\n", t->name, i, r.error);
+        CHECK_INT_EQ(rc, 0);
+        CHECK(r.utilization > 0.0 && r.utilization <= 1.0);
+        CHECK_EQ(r.peak_live, t->heap_hint); /* generated: hint = peak */
+    }
+}
+
+static void test_traces_pathologies_replay_checked(void)
+{
+    trace_t t;
+    REQUIRE(trace_gen_holes(test_scale(60), 48, 2000, &t) == 0);
+    replay_checked(&t);
+    trace_free(&t);
+    REQUIRE(trace_gen_pairs(test_scale(200), 200, &t) == 0);
+    replay_checked(&t);
+    trace_free(&t);
+    REQUIRE(trace_gen_realloc_grow(test_scale(300), 64, 48, 40, &t) == 0);
+    replay_checked(&t);
+    trace_free(&t);
+}
+
+/* A trace recorded from a real program (common/traces/README.md). */
+static void test_traces_recorded_replay_checked(void)
+{
+    trace_t t;
+    char err[TRACE_ERROR_MAX];
+    if (trace_read_err("../common/traces/sort-3000-lines.rep", &t, err,
+                       sizeof err) != 0) {
+        printf("    %s\n", err);
+        CHECK(false);
+        return;
+    }
+    replay_checked(&t);
+    trace_free(&t);
+}
+
 /* ---- The conformance suite ----------------------------------------------- */
 
 static void *heap_create(fl_policy pol)
@@ -992,6 +1094,8 @@ int main(int argc, char **argv)
     RUN_TEST(test_random_next_fit);
     RUN_TEST(test_random_best_fit);
     RUN_TEST(test_dump_draws_the_heap);
+    RUN_TEST(test_traces_pathologies_replay_checked);
+    RUN_TEST(test_traces_recorded_replay_checked);
     conform_run(&conform_first);
     conform_run(&conform_next);
     conform_run(&conform_best);

@@ -1,0 +1,171 @@
+/*
+ * replay_fl.c: replays allocation traces against the three placement
+ * policies and the system malloc, side by side in one run: utilization
+ * (peak live payload / peak footprint) and throughput (ops per second, the
+ * median of timed runs). `make bench-04` runs it on every trace in
+ * common/traces/ after the bench cases.
+ *
+ *   build/release/replay_fl [--reps N] [--csv PATH] TRACE.rep...
+ *
+ * Footprint: for fl, the bytes it has mapped from the OS (its own count);
+ * for the system malloc, what glibc's mallinfo2 says it holds (arena + mmap'd
+ * chunks, beyond what the process held before the replay: see trace.h).
+ * The CSV has one row per trace and allocator:
+ *   stage,trace,allocator,ops,peak_live,peak_footprint,utilization,
+ *   footprint_source,seconds,ops_per_sec
+ */
+#include "fl.h"
+#include "trace.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *heap_new(fl_policy pol)
+{
+    fl_heap *h = malloc(sizeof *h);
+    if (h != NULL)
+        fl_init(h, pol);
+    return h;
+}
+static void *new_first(void)
+{
+    return heap_new(FL_FIRST_FIT);
+}
+static void *new_next(void)
+{
+    return heap_new(FL_NEXT_FIT);
+}
+static void *new_best(void)
+{
+    return heap_new(FL_BEST_FIT);
+}
+static void heap_end(void *h)
+{
+    fl_destroy(h);
+    free(h);
+}
+static void *h_alloc(void *h, size_t n)
+{
+    return fl_alloc(h, n);
+}
+static void h_free(void *h, void *p)
+{
+    fl_free(h, p);
+}
+static void *h_realloc(void *h, void *p, size_t n)
+{
+    return fl_realloc(h, p, n);
+}
+static size_t h_footprint(void *h)
+{
+    return fl_footprint(h);
+}
+static bool h_check(void *h)
+{
+    return fl_check(h);
+}
+
+#define FL_TRACE_ALLOC(label, make)                                            \
+    {                                                                          \
+        .name = (label), .create = (make), .destroy = heap_end,                \
+        .alloc = h_alloc, .free = h_free, .realloc = h_realloc,                \
+        .footprint = h_footprint, .check = h_check, .align = FL_ALIGN,         \
+    }
+
+enum { NALLOC = 4 };
+static const trace_alloc allocators[NALLOC] = {
+    FL_TRACE_ALLOC("first-fit", new_first),
+    FL_TRACE_ALLOC("next-fit", new_next),
+    FL_TRACE_ALLOC("best-fit", new_best),
+};
+
+int main(int argc, char **argv)
+{
+    trace_alloc all[NALLOC];
+    memcpy(all, allocators, sizeof all);
+    all[3] = trace_system_malloc;
+    all[3].name = "system";
+
+    unsigned reps = 5;
+    const char *csv_path = NULL;
+    int first_trace = argc;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
+            reps = (unsigned)strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--csv") == 0 && i + 1 < argc) {
+            csv_path = argv[++i];
+        } else {
+            first_trace = i;
+            break;
+        }
+    }
+    if (first_trace >= argc) {
+        fprintf(stderr, "usage: %s [--reps N] [--csv PATH] TRACE.rep...\n",
+                argv[0]);
+        return 2;
+    }
+    FILE *csv = csv_path ? fopen(csv_path, "w") : NULL;
+    if (csv_path != NULL && csv == NULL) {
+        perror(csv_path);
+        return 1;
+    }
+    if (csv != NULL)
+        fprintf(csv, "stage,trace,allocator,ops,peak_live,peak_footprint,"
+                     "utilization,footprint_source,seconds,ops_per_sec\n");
+
+    printf("\n== 04-freelist trace replays: utilization (peak live / peak "
+           "footprint) and Mops/s (median of %u)\n",
+           reps);
+    printf("%-24s %6s", "trace", "ops");
+    for (int a = 0; a < NALLOC; a++)
+        printf(" | %-14s", all[a].name);
+    printf("\n");
+    double util_sum[NALLOC] = {0}, rate_sum[NALLOC] = {0};
+    int ntraces = 0, failures = 0;
+    for (int i = first_trace; i < argc; i++) {
+        trace_t t;
+        if (trace_read(argv[i], &t) != 0) {
+            failures++;
+            continue;
+        }
+        printf("%-24s %6zu", t.name, t.num_ops);
+        for (int a = 0; a < NALLOC; a++) {
+            trace_options opt = {.check_each_op = false, .timing_reps = reps};
+            trace_result r;
+            if (trace_replay(&t, &all[a], &opt, &r) != 0) {
+                printf(" | FAILED: %s", r.error);
+                failures++;
+                continue;
+            }
+            printf(" | %5.1f%% %6.2f", 100.0 * r.utilization,
+                   r.ops_per_sec / 1e6);
+            util_sum[a] += r.utilization;
+            rate_sum[a] += r.ops_per_sec;
+            if (csv != NULL)
+                fprintf(csv,
+                        "04-freelist,%s,%s,%zu,%zu,%zu,%.4f,%s,%.6f,%.0f\n",
+                        t.name, all[a].name, t.num_ops, r.peak_live,
+                        r.peak_footprint, r.utilization, r.footprint_source,
+                        r.seconds, r.ops_per_sec);
+        }
+        printf("\n");
+        ntraces++;
+        trace_free(&t);
+    }
+    if (ntraces > 0) {
+        printf("%-31s", "average");
+        for (int a = 0; a < NALLOC; a++)
+            printf(" | %5.1f%% %6.2f", 100.0 * util_sum[a] / ntraces,
+                   rate_sum[a] / ntraces / 1e6);
+        printf("\n");
+    }
+    printf("fl footprint: bytes mapped (its own count); system: glibc's "
+           "mallinfo2 (arena + mmap'd chunks)\n");
+    if (csv != NULL) {
+        fclose(csv);
+        printf("CSV: %s\n", csv_path);
+    }
+    printf("replay_fl: %d traces, %d failures\n", ntraces, failures);
+    return failures ? 1 : 0;
+}
