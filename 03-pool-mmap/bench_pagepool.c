@@ -3,53 +3,63 @@
  * Run it with `make bench-03` (common/bench.sh adds jemalloc, tcmalloc and
  * mimalloc when installed, and instructions per request from callgrind).
  *
- * An op is one request: one alloc or one free. Both sides of a case do the
- * same requests, in the same order, on the same sizes, and write the first
- * byte of every block they get, as a program would.
+ * Both sides of a case do the same requests, in the same order, on the same
+ * sizes and pseudo-random slots, and only that work is timed. One op is one
+ * request: an alloc or a free.
  *
- *   churn-S-L    L blocks of S bytes live; each step frees a random one and
- *                allocates its replacement. The setup that allocates the L
- *                blocks, and the teardown, are not timed.
- *   many-sizes   the same with 4096 live blocks of random sizes 1..1024 B,
- *                so every request may hit another of the 64 pools.
- *   footprint    allocate 200000 blocks of 16..256 B, then free them all in
- *                random order (both timed); resident memory is read before,
- *                at the peak and after, and printed after the table.
+ *   churn-SIZE-LIVE  LIVE blocks of SIZE bytes are live; each step frees a
+ *                    random one and allocates its replacement (stage 02's
+ *                    cases, so that the two stages can be compared)
+ *   many-sizes       the same with 10000 live blocks of random sizes
+ *                    1..1024 B: every request may go to another of the 64
+ *                    pools
+ *   fill-mixed       200000 blocks of 16..256 B from a fresh allocator
+ *                    (every page it needs is mapped during the case)
+ *   free-mixed       the same 200000 blocks freed in random order (every
+ *                    page that empties goes back to the OS during the case)
  *
- * Resident memory is the "Rss:" line of /proc/self/smaps_rollup (a page
- * table walk, exact), not statm or ru_maxrss, which Linux updates in
- * batches.
+ * Before the cases, a table of resident memory: 200000 blocks of 16..256 B
+ * allocated, then all freed, in a child process per allocator (forked
+ * before any case ran, so that the parent's heap lends them no memory),
+ * read from the "Rss:" line of /proc/self/smaps_rollup (a page-table walk,
+ * exact; not statm or ru_maxrss, which Linux updates in batches).
  */
 #include "bench.h"
 #include "pagepool.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CHURN_OPS 2000000
+#define MIXED     200000 /* blocks in fill-mixed, free-mixed, the Rss table */
 
 /* ---- Shared by both sides -------------------------------------------------
  */
 
-static void **slots; /* the live blocks */
-static size_t nslots;
+static void **slot; /* the live blocks, by slot */
+static size_t slot_capacity;
 
-static void slots_need(size_t n)
+static void **slots(size_t n)
 {
-    if (n <= nslots)
-        return;
-    free(slots);
-    slots = malloc(n * sizeof *slots);
-    if (slots == NULL) {
-        fprintf(stderr, "bench_pagepool: no memory for %zu slots\n", n);
-        exit(1);
+    if (n > slot_capacity) {
+        free(slot);
+        slot = malloc(n * sizeof *slot);
+        if (slot == NULL) {
+            fprintf(stderr, "bench_pagepool: no memory for %zu slots\n", n);
+            exit(1);
+        }
+        slot_capacity = n;
     }
-    memset(slots, 0, n * sizeof *slots); /* resident before any measure */
-    nslots = n;
+    return slot;
 }
 
-/* xorshift64: the same random steps on both sides, a few cycles each. */
-static uint64_t rng_next(uint64_t *x)
+/* xorshift64: the same pseudo-random steps on both sides. */
+static uint64_t next_random(uint64_t *x)
 {
     *x ^= *x << 13;
     *x ^= *x >> 7;
@@ -57,14 +67,16 @@ static uint64_t rng_next(uint64_t *x)
     return *x;
 }
 
-#define SEED 0x2545F4914F6CDD1Du
-
-static void touch(void *p, size_t i)
+/* A number in [0, n): multiply-shift instead of a division, so that
+ * picking costs both sides a few cycles (stage 02 picks the same way). */
+static size_t below(uint64_t r, size_t n)
 {
-    *(unsigned char *)p = (unsigned char)i;
+    return (size_t)(((r >> 32) * (uint64_t)n) >> 32);
 }
 
-static pp_allocator_t *stage_create(void)
+#define SEED 0x2545F4914F6CDD1Du
+
+static pp_allocator_t *must_create(void)
 {
     pp_allocator_t *a = pp_create();
     if (a == NULL) {
@@ -74,91 +86,187 @@ static pp_allocator_t *stage_create(void)
     return a;
 }
 
-static void *must(void *p)
+/* A random order to free n slots in, the same on both sides. */
+static size_t *shuffled(size_t n)
 {
-    if (p == NULL) {
-        fprintf(stderr, "bench_pagepool: out of memory\n");
+    size_t *order = malloc(n * sizeof *order);
+    if (order == NULL) {
+        fprintf(stderr, "bench_pagepool: no memory for %zu slots\n", n);
         exit(1);
     }
-    return p;
+    uint64_t x = SEED;
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = below(next_random(&x), i + 1);
+        size_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    return order;
 }
 
-/* ---- Churn: a steady state of `live` blocks ---------------------------------
- */
+/* ---- Churn: free a random live block, allocate its replacement ----------- */
 
 /*
  * The two sides are written out in full, so that each calls its allocator
- * directly, as a program would. size 0 means "random sizes 1..1024", taken
- * from the same random step that picks the victim.
+ * directly, as a program would. size 0 means "random sizes 1..1024", drawn
+ * from the same random step that picks the slot.
  */
-#define CHURN_SIZE(size, r) ((size) ? (size) : 1 + (size_t)((r) >> 40) % 1024)
+#define CHURN_SIZE(size, r) ((size) ? (size) : 1 + below((r) << 32, 1024))
 
 static void churn_stage(bench_t *b, size_t ops, size_t size, size_t live)
 {
-    pp_allocator_t *a = stage_create();
-    slots_need(live);
+    pp_allocator_t *a = must_create();
+    void **s = slots(live);
     uint64_t x = SEED;
-    for (size_t i = 0; i < live; i++) {
-        slots[i] = must(pp_alloc(a, CHURN_SIZE(size, rng_next(&x))));
-        touch(slots[i], i);
-    }
+    for (size_t i = 0; i < live; i++)
+        s[i] = pp_alloc(a, CHURN_SIZE(size, next_random(&x)));
     bench_start(b);
-    for (size_t i = 0; i < ops / 2; i++) {
-        uint64_t r = rng_next(&x);
-        size_t k = (size_t)r & (live - 1); /* live: a power of 2 */
-        pp_free(a, slots[k]);
-        void *p = pp_alloc(a, CHURN_SIZE(size, r));
-        touch(p, i);
-        slots[k] = p;
+    for (size_t i = 0; i + 2 <= ops; i += 2) {
+        uint64_t r = next_random(&x);
+        size_t k = below(r, live);
+        pp_free(a, s[k]);
+        s[k] = pp_alloc(a, CHURN_SIZE(size, r));
     }
     bench_stop(b);
-    pp_destroy(a); /* frees the live blocks with everything else */
+    bench_keep(s[0]);
+    pp_destroy(a); /* the live blocks go with the allocator */
 }
 
 static void churn_system(bench_t *b, size_t ops, size_t size, size_t live)
 {
-    slots_need(live);
+    void **s = slots(live);
     uint64_t x = SEED;
-    for (size_t i = 0; i < live; i++) {
-        slots[i] = must(malloc(CHURN_SIZE(size, rng_next(&x))));
-        touch(slots[i], i);
-    }
+    for (size_t i = 0; i < live; i++)
+        s[i] = malloc(CHURN_SIZE(size, next_random(&x)));
     bench_start(b);
-    for (size_t i = 0; i < ops / 2; i++) {
-        uint64_t r = rng_next(&x);
-        size_t k = (size_t)r & (live - 1); /* live: a power of 2 */
-        free(slots[k]);
-        void *p = malloc(CHURN_SIZE(size, r));
-        touch(p, i);
-        slots[k] = p;
+    for (size_t i = 0; i + 2 <= ops; i += 2) {
+        uint64_t r = next_random(&x);
+        size_t k = below(r, live);
+        free(s[k]);
+        s[k] = malloc(CHURN_SIZE(size, r));
     }
     bench_stop(b);
+    bench_keep(s[0]);
     for (size_t i = 0; i < live; i++)
-        free(slots[i]);
+        free(s[i]);
 }
 
-#define CHURN(S, L, NAME)                                                      \
-    static void NAME##_stage(bench_t *b, size_t ops)                           \
+#define CHURN(size, live)                                                      \
+    static void churn_##size##_##live##_stage(bench_t *b, size_t ops)          \
     {                                                                          \
-        churn_stage(b, ops, S, L);                                             \
+        churn_stage(b, ops, size, live);                                       \
     }                                                                          \
-    static void NAME##_system(bench_t *b, size_t ops)                          \
+    static void churn_##size##_##live##_system(bench_t *b, size_t ops)         \
     {                                                                          \
-        churn_system(b, ops, S, L);                                            \
+        churn_system(b, ops, size, live);                                      \
     }
 
-CHURN(16, 64, c16_64)
-CHURN(16, 4096, c16_4k)
-CHURN(16, 65536, c16_64k)
-CHURN(64, 64, c64_64)
-CHURN(64, 4096, c64_4k)
-CHURN(64, 65536, c64_64k)
-CHURN(256, 64, c256_64)
-CHURN(256, 4096, c256_4k)
-CHURN(256, 65536, c256_64k)
-CHURN(0, 4096, many)
+CHURN(16, 1)
+CHURN(16, 1000)
+CHURN(16, 100000)
+CHURN(64, 1)
+CHURN(64, 1000)
+CHURN(64, 100000)
+CHURN(256, 1)
+CHURN(256, 1000)
+CHURN(256, 100000)
+CHURN(0, 10000) /* many-sizes */
 
-/* ---- Footprint: allocate a lot, free it all ---------------------------------
+/* ---- Fill and free: pages mapped, pages given back ------------------------
+ */
+
+#define MIXED_SIZE(x) (16 + below(next_random(x), 241)) /* 16..256 */
+
+static void fill_stage(bench_t *b, size_t ops)
+{
+    pp_allocator_t *a = must_create();
+    void **s = slots(ops);
+    uint64_t x = SEED;
+    bench_start(b);
+    for (size_t i = 0; i < ops; i++)
+        s[i] = pp_alloc(a, MIXED_SIZE(&x));
+    bench_stop(b);
+    bench_keep(s[0]);
+    pp_destroy(a);
+}
+
+static void fill_system(bench_t *b, size_t ops)
+{
+    void **s = slots(ops);
+    uint64_t x = SEED;
+    bench_start(b);
+    for (size_t i = 0; i < ops; i++)
+        s[i] = malloc(MIXED_SIZE(&x));
+    bench_stop(b);
+    bench_keep(s[0]);
+    for (size_t i = 0; i < ops; i++)
+        free(s[i]);
+}
+
+static void free_stage(bench_t *b, size_t ops)
+{
+    pp_allocator_t *a = must_create();
+    void **s = slots(ops);
+    size_t *order = shuffled(ops);
+    uint64_t x = SEED;
+    for (size_t i = 0; i < ops; i++)
+        s[i] = pp_alloc(a, MIXED_SIZE(&x));
+    bench_start(b);
+    for (size_t i = 0; i < ops; i++)
+        pp_free(a, s[order[i]]);
+    bench_stop(b);
+    pp_destroy(a);
+    free(order);
+}
+
+static void free_system(bench_t *b, size_t ops)
+{
+    void **s = slots(ops);
+    size_t *order = shuffled(ops);
+    uint64_t x = SEED;
+    for (size_t i = 0; i < ops; i++)
+        s[i] = malloc(MIXED_SIZE(&x));
+    bench_start(b);
+    for (size_t i = 0; i < ops; i++)
+        free(s[order[i]]);
+    bench_stop(b);
+    free(order);
+}
+
+#define CHURN_CASE(size, live)                                                 \
+    {                                                                          \
+        "churn-" #size "-" #live,                                              \
+            "free a random one of " #live " live " #size                       \
+            "-B blocks, allocate its "                                         \
+            "replacement",                                                     \
+            CHURN_OPS, churn_##size##_##live##_stage,                          \
+            churn_##size##_##live##_system                                     \
+    }
+
+static const bench_case cases[] = {
+    CHURN_CASE(16, 1),
+    CHURN_CASE(16, 1000),
+    CHURN_CASE(16, 100000),
+    CHURN_CASE(64, 1),
+    CHURN_CASE(64, 1000),
+    CHURN_CASE(64, 100000),
+    CHURN_CASE(256, 1),
+    CHURN_CASE(256, 1000),
+    CHURN_CASE(256, 100000),
+    {"many-sizes",
+     "churn over 10000 live blocks of random sizes 1..1024 B (64 pools)",
+     CHURN_OPS, churn_0_10000_stage, churn_0_10000_system},
+    {"fill-mixed",
+     "200000 allocs of 16..256 B into a fresh heap (pages mapped as needed)",
+     MIXED, fill_stage, fill_system},
+    {"free-mixed",
+     "those 200000 blocks freed in random order (empty pages given back)",
+     MIXED, free_stage, free_system},
+};
+
+/* ---- Resident memory: allocate a lot, free it all ---------------------------
  */
 
 /* Resident bytes of this process, or 0 if the kernel cannot say.
@@ -181,141 +289,115 @@ static size_t rss_bytes(void)
     return kb * 1024;
 }
 
+/* What a child measures: resident bytes before, at the peak, after the
+ * frees; and the stage's own count of mapped bytes at the same moments. */
 typedef struct footprint {
-    size_t before, peak, after, mapped_peak, mapped_after;
-    bool measured;
+    size_t rss[3];
+    size_t mapped[3];
 } footprint_t;
 
-static footprint_t fp_stage, fp_system;
-
-#define FOOTPRINT_BLOCKS 200000
-
-/* A random order to free n blocks in, the same on both sides. */
-static size_t *shuffled(size_t n)
+static footprint_t footprint_run(bool stage)
 {
-    size_t *order = must(malloc(n * sizeof *order));
+    footprint_t f = {{0}, {0}};
+    void **s = slots(MIXED);
+    size_t *order = shuffled(MIXED);
+    memset(s, 0, MIXED * sizeof *s); /* resident before the first reading */
+    pp_allocator_t *a = stage ? must_create() : NULL;
     uint64_t x = SEED;
-    for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    for (size_t i = n - 1; i > 0; i--) {
-        size_t j = (size_t)(rng_next(&x) % (i + 1));
-        size_t t = order[i];
-        order[i] = order[j];
-        order[j] = t;
+    f.rss[0] = rss_bytes();
+    f.mapped[0] = a ? pp_stats(a).mapped : 0;
+    for (size_t i = 0; i < MIXED; i++) {
+        size_t size = MIXED_SIZE(&x);
+        s[i] = stage ? pp_alloc(a, size) : malloc(size);
+        memset(s[i], 1, size); /* a program writes what it allocates */
     }
-    return order;
-}
-
-#define FOOTPRINT_SIZE(x) (16 + (size_t)(rng_next(x) % 241)) /* 16..256 */
-
-static void footprint_stage(bench_t *b, size_t ops)
-{
-    size_t n = ops / 2;
-    slots_need(n);
-    size_t *order = shuffled(n);
-    pp_allocator_t *a = stage_create();
-    uint64_t x = SEED;
-    fp_stage.before = rss_bytes();
-    bench_start(b);
-    for (size_t i = 0; i < n; i++) {
-        slots[i] = pp_alloc(a, FOOTPRINT_SIZE(&x));
-        touch(slots[i], i);
+    f.rss[1] = rss_bytes();
+    f.mapped[1] = a ? pp_stats(a).mapped : 0;
+    for (size_t i = 0; i < MIXED; i++) {
+        if (stage)
+            pp_free(a, s[order[i]]);
+        else
+            free(s[order[i]]);
     }
-    bench_stop(b);
-    fp_stage.peak = rss_bytes();
-    fp_stage.mapped_peak = pp_stats(a).mapped;
-    bench_start(b);
-    for (size_t i = 0; i < n; i++)
-        pp_free(a, slots[order[i]]);
-    bench_stop(b);
-    fp_stage.after = rss_bytes();
-    fp_stage.mapped_after = pp_stats(a).mapped;
-    fp_stage.measured = true;
+    f.rss[2] = rss_bytes();
+    f.mapped[2] = a ? pp_stats(a).mapped : 0;
     pp_destroy(a);
     free(order);
+    return f;
 }
 
-static void footprint_system(bench_t *b, size_t ops)
+/* Runs footprint_run in a child, whose heap nothing else has used. */
+static bool footprint_in_child(bool stage, footprint_t *out)
 {
-    size_t n = ops / 2;
-    slots_need(n);
-    size_t *order = shuffled(n);
-    uint64_t x = SEED;
-    fp_system.before = rss_bytes();
-    bench_start(b);
-    for (size_t i = 0; i < n; i++) {
-        slots[i] = malloc(FOOTPRINT_SIZE(&x));
-        touch(slots[i], i);
+    int fd[2];
+    if (pipe(fd) != 0)
+        return false;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return false;
     }
-    bench_stop(b);
-    fp_system.peak = rss_bytes();
-    bench_start(b);
-    for (size_t i = 0; i < n; i++)
-        free(slots[order[i]]);
-    bench_stop(b);
-    fp_system.after = rss_bytes();
-    fp_system.measured = true;
-    free(order);
+    if (pid == 0) {
+        close(fd[0]);
+        footprint_t f = footprint_run(stage);
+        ssize_t n = write(fd[1], &f, sizeof f);
+        _exit(n == (ssize_t)sizeof f ? 0 : 1);
+    }
+    close(fd[1]);
+    ssize_t n = read(fd[0], out, sizeof *out);
+    close(fd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return n == (ssize_t)sizeof *out && WIFEXITED(status) &&
+           WEXITSTATUS(status) == 0;
 }
 
-static void footprint_print(void)
+static void footprint_table(void)
 {
-    if (!fp_stage.measured && !fp_system.measured)
-        return;
-    printf("\n-- footprint: resident memory (smaps_rollup Rss) around the "
-           "last repetition, in KB\n");
+    printf("resident memory, KB (smaps_rollup Rss): %d blocks of 16..256 B "
+           "allocated and written, then all freed in random order; a child "
+           "process per allocator\n",
+           MIXED);
     printf("%-8s %10s %10s %10s %12s %12s\n", "side", "before", "peak", "after",
            "peak-before", "after-before");
-    const footprint_t *f[2] = {&fp_stage, &fp_system};
-    const char *name[2] = {"stage", "system"};
-    for (int i = 0; i < 2; i++) {
-        if (!f[i]->measured)
+    for (int side = 0; side < 2; side++) {
+        footprint_t f;
+        if (!footprint_in_child(side == 0, &f)) {
+            printf("%-8s (the child failed)\n", side == 0 ? "stage" : "system");
             continue;
-        printf("%-8s %10zu %10zu %10zu %12ld %12ld\n", name[i],
-               f[i]->before / 1024, f[i]->peak / 1024, f[i]->after / 1024,
-               ((long)f[i]->peak - (long)f[i]->before) / 1024,
-               ((long)f[i]->after - (long)f[i]->before) / 1024);
+        }
+        printf("%-8s %10zu %10zu %10zu %12ld %12ld\n",
+               side == 0 ? "stage" : "system", f.rss[0] / 1024, f.rss[1] / 1024,
+               f.rss[2] / 1024, ((long)f.rss[1] - (long)f.rss[0]) / 1024,
+               ((long)f.rss[2] - (long)f.rss[0]) / 1024);
+        if (side == 0)
+            printf("%-8s %10zu %10zu %10zu   (the stage's own count of "
+                   "mapped bytes, KB)\n",
+                   "  mapped", f.mapped[0] / 1024, f.mapped[1] / 1024,
+                   f.mapped[2] / 1024);
     }
-    if (fp_stage.measured)
-        printf("stage's own count of mapped bytes: %zu KB at the peak, %zu "
-               "KB after the frees (root page, spares, chunk set)\n",
-               fp_stage.mapped_peak / 1024, fp_stage.mapped_after / 1024);
+    printf("\n");
 }
 
-static const bench_case cases[] = {
-    {"churn-16-64", "64 live 16-B blocks; free a random one, alloc again",
-     4000000, c16_64_stage, c16_64_system},
-    {"churn-16-4k", "4096 live 16-B blocks; free a random one, alloc again",
-     4000000, c16_4k_stage, c16_4k_system},
-    {"churn-16-64k", "65536 live 16-B blocks; free a random one, alloc again",
-     4000000, c16_64k_stage, c16_64k_system},
-    {"churn-64-64", "64 live 64-B blocks; free a random one, alloc again",
-     4000000, c64_64_stage, c64_64_system},
-    {"churn-64-4k", "4096 live 64-B blocks; free a random one, alloc again",
-     4000000, c64_4k_stage, c64_4k_system},
-    {"churn-64-64k", "65536 live 64-B blocks; free a random one, alloc again",
-     4000000, c64_64k_stage, c64_64k_system},
-    {"churn-256-64", "64 live 256-B blocks; free a random one, alloc again",
-     4000000, c256_64_stage, c256_64_system},
-    {"churn-256-4k", "4096 live 256-B blocks; free a random one, alloc again",
-     4000000, c256_4k_stage, c256_4k_system},
-    {"churn-256-64k", "65536 live 256-B blocks; free a random one, alloc again",
-     4000000, c256_64k_stage, c256_64k_system},
-    {"many-sizes",
-     "4096 live blocks of 1..1024 B (64 pools); free a random one, alloc "
-     "another size",
-     4000000, many_stage, many_system},
-    {"footprint",
-     "alloc 200000 blocks of 16..256 B, then free all in random order; "
-     "resident memory below the table",
-     (size_t)2 * FOOTPRINT_BLOCKS, footprint_stage, footprint_system},
-};
+/* The table is for the full run only: not for --list, nor for the
+ * one-case runs that bench.sh makes under callgrind. */
+static bool wants_footprint(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--list") == 0 || strcmp(argv[i], "--case") == 0 ||
+            strcmp(argv[i], "--once") == 0 || strcmp(argv[i], "--only") == 0)
+            return false;
+    return true;
+}
 
 int main(int argc, char **argv)
 {
+    if (wants_footprint(argc, argv))
+        footprint_table();
     int status = bench_main(argc, argv, "03-pool-mmap", cases,
                             sizeof cases / sizeof cases[0]);
-    footprint_print();
-    free(slots);
+    free(slot);
     return status;
 }

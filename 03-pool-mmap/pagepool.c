@@ -51,7 +51,7 @@
  * happens once per page mapped or unmapped. Memory: a request is rounded up
  * to a multiple of 16 (up to 15 bytes lost a block: half of a 17-byte
  * request); each page loses its header (80 B with 4 KB pages) and what is
- * left after its last block; each pool header costs 72 B in a root page;
+ * left after its last block; each pool header costs 64 B in a root page;
  * the chunk set 16 B a page; up to a quarter of a pool's pages may sit
  * idle as spares.
  *

@@ -19,29 +19,29 @@
  *   redzone    16 no-access bytes around every block, only when a memory
  *              tool watches (Valgrind or ASan builds), so overflows show
  *
- * Layout (4 KB pages; addresses grow to the right and down):
+ * Layout (4 KB pages):
  *
- *   root page 0                          root page 1 (chained when 0 is full)
- *   +------------------------------+     +------------------------------+
- *   | pp_root_t  next ---------------->  | pp_root_t  next -> NULL      |
- *   | pp_allocator_t               |     | pp_pool_t  pool slot 0       |
- *   |   page size, chunk set, ...  |     | pp_pool_t  pool slot 1       |
- *   |   pool_of_class[1..64] --+   |     | ...                          |
- *   | pp_pool_t slot 0 <-------+   |     +------------------------------+
- *   |   block_size 48, avail --------+
- *   | pp_pool_t slot 1  ...        |   |
- *   +------------------------------+   |
- *                                      v
- *   chunk (one page, page-aligned: block & ~(page - 1) is its address)
- *   +--------------------+----+------+----+------+----+-- ... --+----+----+
- *   | pp_chunk_t header  | rz | blk0 | rz | blk1 | rz |         | rz |tail|
- *   | pool, prev, next,  |    |  #   |    |  .   |    |         |    |    |
- *   | free list, counts, |    +------+    +------+    |         |    |    |
- *   | live bitmap        |       ^ live      | free: its first 8 bytes    |
- *   +--------------------+                   | hold the next free block   |
- *   <------ first_block (header, bitmap, leading rz) ----->               |
- *                                          stride = block_size + rz       |
- *   (rz is 0 bytes in plain builds; tail: what is left of the page)
+ *   root page 0                           root page 1 (chained when 0 is full)
+ *   +-------------------------------+     +------------------------------+
+ *   | pp_root_t     next -------------->  | pp_root_t   next -> NULL     |
+ *   | pp_allocator_t                |     | pp_pool_t   slot 0           |
+ *   |   page size, chunk set, ...   |     | pp_pool_t   slot 1  ...      |
+ *   |   pool_of_class[0..64] ---+   |     +------------------------------+
+ *   | pp_pool_t slot 0 <--------+   |
+ *   |   48 B: free --+, chunks -------------------------+
+ *   | pp_pool_t slot 1 ...        | |                   |
+ *   +-----------------------------|-+                   v
+ *                                 |    chunk A (one page, page-aligned)
+ *                                 |    +--------+--+----+--+----+--+---+--+---+
+ *                                 |    | header |rz| b0 |rz| b1 |rz|...|rz|   |
+ *                                 |    +--------+--+----+--+----+--+---+--+---+
+ *                                 +----------------^ b1: free, its first 8 B
+ *                                                    point to the next free
+ *                                                    block: in A, or in B
+ *   header: pool, prev/next chunk, used, held, live bitmap (checked builds)
+ *   block i starts at chunk + first + i * stride, and chunk = block & ~(page-1)
+ *   rz: redzone, 16 B in annotated builds, 0 otherwise; what is left after
+ *   the last block is lost (most for the 1008-B class: 992 B of 4096)
  *
  * Not thread-safe: one allocator belongs to one thread at a time (stage 05
  * adds locks and per-thread arenas, stage 07 per-thread caches).

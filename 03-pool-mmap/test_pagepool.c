@@ -315,7 +315,7 @@ static void test_root_pages_chain_when_full(void)
         CHECK_EQ(pp_chunk_of(a, p)->pool->block_size, size);
         REQUIRE(pp_check(a));
     }
-    /* With 4 KB pages, 64 pool headers of 72 B cannot share one page. */
+    /* With 4 KB pages, 64 pool headers of 64 B cannot share one page. */
     if (PAGE == 4096)
         CHECK_EQ(pp_stats(a).root_pages, 2);
     for (size_t i = 0; i < n; i++)
