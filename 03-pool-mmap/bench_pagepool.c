@@ -26,6 +26,7 @@
  */
 #include "bench.h"
 #include "pagepool.h"
+#include "trace.h" /* trace_rss_bytes: smaps_rollup "Rss:" */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -269,26 +270,6 @@ static const bench_case cases[] = {
 /* ---- Resident memory: allocate a lot, free it all ---------------------------
  */
 
-/* Resident bytes of this process, or 0 if the kernel cannot say.
- * (common/trace.h declares trace_rss_bytes() for this; until trace.c is in
- * common/, the bench reads the file itself.) */
-static size_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/smaps_rollup", "r");
-    if (f == NULL)
-        return 0;
-    char line[256];
-    size_t kb = 0;
-    while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, "Rss:", 4) == 0) {
-            kb = (size_t)strtoull(line + 4, NULL, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return kb * 1024;
-}
-
 /* What a child measures: resident bytes before, at the peak, after the
  * frees; and the stage's own count of mapped bytes at the same moments. */
 typedef struct footprint {
@@ -304,14 +285,14 @@ static footprint_t footprint_run(bool stage)
     memset(s, 0, MIXED * sizeof *s); /* resident before the first reading */
     pp_allocator_t *a = stage ? must_create() : NULL;
     uint64_t x = SEED;
-    f.rss[0] = rss_bytes();
+    f.rss[0] = trace_rss_bytes();
     f.mapped[0] = a ? pp_stats(a).mapped : 0;
     for (size_t i = 0; i < MIXED; i++) {
         size_t size = MIXED_SIZE(&x);
         s[i] = stage ? pp_alloc(a, size) : malloc(size);
         memset(s[i], 1, size); /* a program writes what it allocates */
     }
-    f.rss[1] = rss_bytes();
+    f.rss[1] = trace_rss_bytes();
     f.mapped[1] = a ? pp_stats(a).mapped : 0;
     for (size_t i = 0; i < MIXED; i++) {
         if (stage)
@@ -319,7 +300,7 @@ static footprint_t footprint_run(bool stage)
         else
             free(s[order[i]]);
     }
-    f.rss[2] = rss_bytes();
+    f.rss[2] = trace_rss_bytes();
     f.mapped[2] = a ? pp_stats(a).mapped : 0;
     pp_destroy(a);
     free(order);
