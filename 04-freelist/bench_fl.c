@@ -183,7 +183,7 @@ static void grow_stage(bench_t *b, size_t ops)
         grow_ready = true;
     }
     void *p[GROWERS];
-    size_t rounds = ops / (GROWERS * (DOUBLINGS + 2));
+    size_t rounds = ops / ((size_t)GROWERS * (DOUBLINGS + 2));
     bench_start(b);
     for (size_t r = 0; r < rounds; r++) {
         for (size_t g = 0; g < GROWERS; g++)
@@ -200,7 +200,7 @@ static void grow_stage(bench_t *b, size_t ops)
 static void grow_system(bench_t *b, size_t ops)
 {
     void *p[GROWERS];
-    size_t rounds = ops / (GROWERS * (DOUBLINGS + 2));
+    size_t rounds = ops / ((size_t)GROWERS * (DOUBLINGS + 2));
     bench_start(b);
     for (size_t r = 0; r < rounds; r++) {
         for (size_t g = 0; g < GROWERS; g++)
@@ -225,7 +225,7 @@ static const bench_case cases[] = {
     {"fifo-64", "allocate 64-byte blocks, free them in order (no search)",
      200000, fifo_stage, fifo_system},
     {"realloc-double", "32 blocks doubling 16 B -> 64 KiB by realloc, freed",
-     GROWERS *(DOUBLINGS + 2) * 200, grow_stage, grow_system},
+     (size_t)GROWERS *(DOUBLINGS + 2) * 200, grow_stage, grow_system},
 };
 
 int main(int argc, char **argv)

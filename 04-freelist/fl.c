@@ -183,6 +183,16 @@ static size_t w_request(uint64_t w)
 
 /* ---- Metadata access, opened for the tools one word at a time ------------ */
 
+/*
+ * Every read and write of a header, footer or link goes through these two.
+ * In plain builds they are a memcpy (8 bytes, compiled to one move); in
+ * annotated builds they open the word to the memory tool for the instant of
+ * the access, so that the same word stays no-access to the program: a
+ * stray write into a header is then reported where it happens, not at the
+ * next free. memcpy, not a cast, because the word may sit in memory that C
+ * sees as another object (a block's payload), and memcpy is the aliasing-
+ * safe way to read it.
+ */
 static uint64_t word_get(const void *at)
 {
     uint64_t w;
@@ -275,7 +285,13 @@ static size_t chunk_need(size_t n)
     return need < FL_MIN_CHUNK ? FL_MIN_CHUNK : need;
 }
 
-/* ---- The free list: doubly linked, NULL-terminated, LIFO ------------------
+/* ---- The free list: doubly linked, NULL-terminated, LIFO ----------------
+ *
+ * Doubly linked, so that coalescing can unlink a neighbour it found by
+ * address (not by walking the list) in O(1). LIFO, because pushing at the
+ * head is O(1) and keeps recently freed (cache-warm) chunks first; the cost
+ * is that first fit meets the small leftovers of recent splits first
+ * (exercise 1 in the README tries address order instead).
  */
 
 static void list_push(fl_heap *h, void *c)
@@ -319,6 +335,8 @@ static void list_replace(fl_heap *h, void *old, void *fresh)
 /* ---- Placement (the fast path) --------------------------------------------
  */
 
+/* The size of a free chunk on the list. The search does not verify check
+ * bits (fl_check does): it runs for every chunk it passes. */
 static size_t free_size(void *c)
 {
     return w_size(word_get(c));
@@ -396,7 +414,14 @@ static void stats_alloc(fl_heap *h, size_t request)
         h->stats.peak_live = h->stats.live_bytes;
 }
 
-/* ---- Regions (the slow path) ------------------------------------------- */
+/* ---- Regions (the slow path) -----------------------------------------
+ *
+ * A region is the unit of exchange with the OS: mmap when no free chunk
+ * fits, munmap when all its chunks are free again. Chunks never span two
+ * regions (the fenceposts stop every merge), so a free chunk at the end of
+ * one region and another at the start of the next stay two chunks even when
+ * the mappings happen to be adjacent in memory.
+ */
 
 static size_t page_size(void)
 {
@@ -639,6 +664,9 @@ const char *fl_policy_name(fl_policy policy)
     return "?";
 }
 
+/* The three steps of the file header: size, search (else grow), place. The
+ * request is kept in the header's slack, so the tools can be told exactly
+ * how many bytes the caller may touch. */
 void *fl_alloc(fl_heap *h, size_t size)
 {
     if (size > FL_MAX_REQUEST) {
@@ -659,6 +687,8 @@ void *fl_alloc(fl_heap *h, size_t size)
     return p;
 }
 
+/* The product is tested before it is formed: nmemb * size wraps silently
+ * in size_t, and a wrapped small size would hand out a short block. */
 void *fl_calloc(fl_heap *h, size_t nmemb, size_t size)
 {
     if (size != 0 && nmemb > SIZE_MAX / size) {
@@ -728,6 +758,9 @@ void *fl_aligned_alloc(fl_heap *h, size_t align, size_t size)
     return p;
 }
 
+/* Checks first, then the tools are told (track_free) before any byte of
+ * the block is touched again, then the chunk is freed: at once in release
+ * builds, through the quarantine in checked ones. */
 void fl_free(fl_heap *h, void *p)
 {
     if (p == NULL)
@@ -788,6 +821,9 @@ static bool grow_in_place(fl_heap *h, void *c, uint64_t w, size_t need,
     return true;
 }
 
+/* In place when it can (no copy, the caller's pointer stays valid), else a
+ * move. The memory tools see an in-place change as a resize of the same
+ * block, so its bytes keep their "defined" state. */
 void *fl_realloc(fl_heap *h, void *p, size_t size)
 {
     if (p == NULL)
@@ -920,6 +956,12 @@ static bool in_some_region(const fl_heap *h, const void *c)
     return region_find(h, c) != NULL;
 }
 
+/*
+ * Three passes: the regions chunk by chunk (which counts the free chunks and
+ * the live bytes), the free list against that count, then the quarantine
+ * and the statistics. Every pointer is tested against the regions before it
+ * is followed, so a corrupted heap gives an answer, not a crash.
+ */
 const char *fl_check_why(const fl_heap *h)
 {
     walk_sums sum = {0};

@@ -873,13 +873,15 @@ static bool trace_check_fn(void *h)
     return fl_check(h);
 }
 
+typedef void *(*heap_maker)(void);
+static const heap_maker trace_makers[3] = {trace_new_first, trace_new_next,
+                                           trace_new_best};
+
 static void replay_checked(const trace_t *t)
 {
-    void *(*const make[3])(void) = {trace_new_first, trace_new_next,
-                                    trace_new_best};
     for (int i = 0; i < 3; i++) {
         trace_alloc a = {.name = "04-freelist",
-                         .create = make[i],
+                         .create = trace_makers[i],
                          .destroy = trace_end,
                          .alloc = trace_alloc_fn,
                          .free = trace_free_fn,
