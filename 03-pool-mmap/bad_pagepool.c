@@ -45,7 +45,7 @@ static const char *const bugs[][4] = {
     {"uninitialised-read", "uninitialised value", "-",
      "branches on a byte of a fresh block never written (ASan tracks "
      "addressability, not initialisation: MSan would see it)"},
-    {"leak", "definitely lost", "-",
+    {"leak", "bytes in [0-9]+ blocks are definitely lost", "-",
      "loses the only pointer to a block while the allocator lives on (ASan "
      "has no leak check for blocks inside our pages)"},
 };
