@@ -10,6 +10,11 @@
  * Footprint: for fl, the bytes it has mapped from the OS (its own count);
  * for the system malloc, what glibc's mallinfo2 says it holds (arena + mmap'd
  * chunks, beyond what the process held before the replay: see trace.h).
+ *
+ * Every replay runs in a child process of its own. glibc keeps freed memory
+ * in its arena, so in one process the system malloc's figure for a trace
+ * depended on the replays before it (pairs read 26% in one run and 72% in
+ * another); a fresh child starts every allocator from the same heap.
  * The CSV has one row per trace and allocator:
  *   stage,trace,allocator,ops,peak_live,peak_footprint,utilization,
  *   footprint_source,seconds,ops_per_sec
@@ -17,9 +22,62 @@
 #include "fl.h"
 #include "trace.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/*
+ * trace_replay() in a forked child, its result sent back through a pipe.
+ * trace_result is plain data (footprint_source points at a string constant
+ * of this same program image, valid in the parent too). Returns what
+ * trace_replay returned, or -1 with r->error set if the child died.
+ */
+static int replay_isolated(const trace_t *t, const trace_alloc *a,
+                           const trace_options *opt, trace_result *r)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return trace_replay(t, a, opt, r); /* no pipe: replay in process */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return trace_replay(t, a, opt, r);
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        trace_result mine;
+        memset(&mine, 0, sizeof mine);
+        int rc = trace_replay(t, a, opt, &mine);
+        ssize_t n = write(fds[1], &mine, sizeof mine);
+        _exit(n == (ssize_t)sizeof mine ? (rc == 0 ? 0 : 1) : 2);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    while (got < sizeof *r) {
+        ssize_t n = read(fds[0], (char *)r + got, sizeof *r - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (got != sizeof *r || !WIFEXITED(status) || WEXITSTATUS(status) == 2) {
+        memset(r, 0, sizeof *r);
+        snprintf(r->error, sizeof r->error, "replay child died (status %d)",
+                 status);
+        return -1;
+    }
+    return WEXITSTATUS(status) == 0 ? 0 : -1;
+}
 
 static void *heap_new(fl_policy pol)
 {
@@ -133,7 +191,7 @@ int main(int argc, char **argv)
         for (int a = 0; a < NALLOC; a++) {
             trace_options opt = {.check_each_op = false, .timing_reps = reps};
             trace_result r;
-            if (trace_replay(&t, &all[a], &opt, &r) != 0) {
+            if (replay_isolated(&t, &all[a], &opt, &r) != 0) {
                 printf(" | FAILED: %s", r.error);
                 failures++;
                 continue;
