@@ -10,15 +10,15 @@
  *   word                              Valgrind memcheck        ASan
  *   track_malloc(p, n, rz, zeroed)    MALLOCLIKE_BLOCK         unpoison n bytes
  *   track_free(p, n, rz)              FREELIKE_BLOCK           poison n bytes
- *   track_resize(p, old, new, rz)     RESIZEINPLACE_BLOCK      (un)poison the tail
- *   track_mem_noaccess(p, n)          MAKE_MEM_NOACCESS        poison
+ *   track_resize(p, old, new, rz)     RESIZEINPLACE_BLOCK      (un)poison the
+ * tail track_mem_noaccess(p, n)          MAKE_MEM_NOACCESS        poison
  *   track_mem_undefined(p, n)         MAKE_MEM_UNDEFINED       unpoison
  *   track_mem_defined(p, n)           MAKE_MEM_DEFINED         unpoison
  *   track_pool_create(pool, rz, z)    CREATE_MEMPOOL           -
  *   track_pool_alloc(pool, p, n)      MEMPOOL_ALLOC            unpoison
  *   track_pool_trim(pool, p, n)       MEMPOOL_TRIM             -
  *   track_pool_destroy(pool)          DESTROY_MEMPOOL          -
- *   track_is_poisoned(p)              false                    __asan_address_is_poisoned
+ *   track_is_poisoned(p)              false __asan_address_is_poisoned
  *
  * Which tool: compile with -DALLOC_TRACK_VALGRIND for Valgrind; ASan is
  * detected from the compiler (-fsanitize=address). Otherwise every word
@@ -75,69 +75,69 @@
 #include <valgrind/memcheck.h>
 #define TRACK_ENABLED 1
 
-#define track_malloc(p, n, rz, zeroed)                                        \
+#define track_malloc(p, n, rz, zeroed)                                         \
     VALGRIND_MALLOCLIKE_BLOCK((p), (n), (rz), (zeroed))
-#define track_free(p, n, rz)                                                  \
-    do {                                                                      \
-        (void)(n);                                                            \
-        VALGRIND_FREELIKE_BLOCK((p), (rz));                                   \
+#define track_free(p, n, rz)                                                   \
+    do {                                                                       \
+        (void)(n);                                                             \
+        VALGRIND_FREELIKE_BLOCK((p), (rz));                                    \
     } while (0)
-#define track_resize(p, oldn, newn, rz)                                       \
+#define track_resize(p, oldn, newn, rz)                                        \
     VALGRIND_RESIZEINPLACE_BLOCK((p), (oldn), (newn), (rz))
-#define track_mem_noaccess(p, n) VALGRIND_MAKE_MEM_NOACCESS((p), (n))
+#define track_mem_noaccess(p, n)  VALGRIND_MAKE_MEM_NOACCESS((p), (n))
 #define track_mem_undefined(p, n) VALGRIND_MAKE_MEM_UNDEFINED((p), (n))
-#define track_mem_defined(p, n) VALGRIND_MAKE_MEM_DEFINED((p), (n))
-#define track_pool_create(pool, rz, zeroed)                                   \
+#define track_mem_defined(p, n)   VALGRIND_MAKE_MEM_DEFINED((p), (n))
+#define track_pool_create(pool, rz, zeroed)                                    \
     VALGRIND_CREATE_MEMPOOL((pool), (rz), (zeroed))
 #define track_pool_alloc(pool, p, n) VALGRIND_MEMPOOL_ALLOC((pool), (p), (n))
-#define track_pool_trim(pool, p, n) VALGRIND_MEMPOOL_TRIM((pool), (p), (n))
-#define track_pool_destroy(pool) VALGRIND_DESTROY_MEMPOOL((pool))
-#define track_is_poisoned(p) ((void)(p), false)
+#define track_pool_trim(pool, p, n)  VALGRIND_MEMPOOL_TRIM((pool), (p), (n))
+#define track_pool_destroy(pool)     VALGRIND_DESTROY_MEMPOOL((pool))
+#define track_is_poisoned(p)         ((void)(p), false)
 
 #elif defined(TRACK_ASAN)
 #include <sanitizer/asan_interface.h>
 #define TRACK_ENABLED 1
 
-#define track_malloc(p, n, rz, zeroed)                                        \
+#define track_malloc(p, n, rz, zeroed)                                         \
     ((void)(rz), (void)(zeroed), ASAN_UNPOISON_MEMORY_REGION((p), (n)))
 #define track_free(p, n, rz) ((void)(rz), ASAN_POISON_MEMORY_REGION((p), (n)))
-#define track_resize(p, oldn, newn, rz)                                       \
-    do {                                                                      \
-        (void)(rz);                                                           \
-        if ((newn) > (oldn))                                                  \
-            ASAN_UNPOISON_MEMORY_REGION((char *)(p) + (oldn),                 \
-                                        (newn) - (oldn));                     \
-        else                                                                  \
-            ASAN_POISON_MEMORY_REGION((char *)(p) + (newn), (oldn) - (newn)); \
+#define track_resize(p, oldn, newn, rz)                                        \
+    do {                                                                       \
+        (void)(rz);                                                            \
+        if ((newn) > (oldn))                                                   \
+            ASAN_UNPOISON_MEMORY_REGION((char *)(p) + (oldn),                  \
+                                        (newn) - (oldn));                      \
+        else                                                                   \
+            ASAN_POISON_MEMORY_REGION((char *)(p) + (newn), (oldn) - (newn));  \
     } while (0)
-#define track_mem_noaccess(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define track_mem_noaccess(p, n)  ASAN_POISON_MEMORY_REGION((p), (n))
 #define track_mem_undefined(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#define track_mem_defined(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#define track_pool_create(pool, rz, zeroed)                                   \
+#define track_mem_defined(p, n)   ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#define track_pool_create(pool, rz, zeroed)                                    \
     ((void)(pool), (void)(rz), (void)(zeroed))
-#define track_pool_alloc(pool, p, n)                                          \
+#define track_pool_alloc(pool, p, n)                                           \
     ((void)(pool), ASAN_UNPOISON_MEMORY_REGION((p), (n)))
 #define track_pool_trim(pool, p, n) ((void)(pool), (void)(p), (void)(n))
-#define track_pool_destroy(pool) ((void)(pool))
-#define track_is_poisoned(p) (__asan_address_is_poisoned((p)) != 0)
+#define track_pool_destroy(pool)    ((void)(pool))
+#define track_is_poisoned(p)        (__asan_address_is_poisoned((p)) != 0)
 
 #else /* no tool: every word is free */
 #define TRACK_ENABLED 0
 
-#define track_malloc(p, n, rz, zeroed)                                        \
+#define track_malloc(p, n, rz, zeroed)                                         \
     ((void)(p), (void)(n), (void)(rz), (void)(zeroed))
 #define track_free(p, n, rz) ((void)(p), (void)(n), (void)(rz))
-#define track_resize(p, oldn, newn, rz)                                       \
+#define track_resize(p, oldn, newn, rz)                                        \
     ((void)(p), (void)(oldn), (void)(newn), (void)(rz))
-#define track_mem_noaccess(p, n) ((void)(p), (void)(n))
+#define track_mem_noaccess(p, n)  ((void)(p), (void)(n))
 #define track_mem_undefined(p, n) ((void)(p), (void)(n))
-#define track_mem_defined(p, n) ((void)(p), (void)(n))
-#define track_pool_create(pool, rz, zeroed)                                   \
+#define track_mem_defined(p, n)   ((void)(p), (void)(n))
+#define track_pool_create(pool, rz, zeroed)                                    \
     ((void)(pool), (void)(rz), (void)(zeroed))
 #define track_pool_alloc(pool, p, n) ((void)(pool), (void)(p), (void)(n))
-#define track_pool_trim(pool, p, n) ((void)(pool), (void)(p), (void)(n))
-#define track_pool_destroy(pool) ((void)(pool))
-#define track_is_poisoned(p) ((void)(p), false)
+#define track_pool_trim(pool, p, n)  ((void)(pool), (void)(p), (void)(n))
+#define track_pool_destroy(pool)     ((void)(pool))
+#define track_is_poisoned(p)         ((void)(p), false)
 #endif
 
 /* ---- Debug fills -------------------------------------------------------- */

@@ -188,10 +188,10 @@ demo: build/debug/$(DEMO)
 SOURCES := $(wildcard *.c *.h)
 
 lint:
-	@$(COMMON)/lint.sh $(COMMON) $(SOURCES)
+	@$(COMMON)/lint.sh $(COMMON) $(SOURCES) $(LINT_EXTRA)
 
 format:
-	clang-format -i $(SOURCES)
+	clang-format -i $(SOURCES) $(LINT_EXTRA)
 
 clean:
 	rm -rf build

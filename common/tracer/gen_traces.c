@@ -42,13 +42,16 @@ int main(int argc, char **argv)
     const char *dir = argc > 1 ? argv[1] : "../traces";
     trace_t t;
     int bad = 0;
-    bad |= write_one(&t, trace_gen_holes(400, 48, 2000, &t), dir, "holes",
+    int made; /* what the generator returned: 0, or it failed */
+    made = trace_gen_holes(400, 48, 2000, &t);
+    bad |= write_one(&t, made, dir, "holes",
                      "trace_gen_holes(400 pairs, small 48, large 2000)");
-    bad |= write_one(&t, trace_gen_realloc_grow(1500, 64, 48, 40, &t), dir,
-                     "realloc-grow",
+    made = trace_gen_realloc_grow(1500, 64, 48, 40, &t);
+    bad |= write_one(&t, made, dir, "realloc-grow",
                      "trace_gen_realloc_grow(1500 steps, start 64, step 48, "
                      "small 40)");
-    bad |= write_one(&t, trace_gen_pairs(1000, 200, &t), dir, "pairs",
+    made = trace_gen_pairs(1000, 200, &t);
+    bad |= write_one(&t, made, dir, "pairs",
                      "trace_gen_pairs(1000 pairs of 200 bytes)");
     trace_gen churn = {.seed = 0x04f1,
                        .num_ops = 20000,
@@ -57,7 +60,8 @@ int main(int argc, char **argv)
                        .lo = 8,
                        .hi = 4096,
                        .mix = TRACE_MIX_CHURN};
-    bad |= write_one(&t, trace_generate(&churn, &t), dir, "churn-small",
+    made = trace_generate(&churn, &t);
+    bad |= write_one(&t, made, dir, "churn-small",
                      "trace_generate(churn, 20000 ops, 800 live, sizes "
                      "log-uniform 8..4096, seed 0x4f1)");
     trace_gen mixed = {.seed = 0x04f2,
@@ -71,7 +75,8 @@ int main(int argc, char **argv)
                        .large_pct = 5,
                        .mix = TRACE_MIX_REALLOC,
                        .realloc_pct = 20};
-    bad |= write_one(&t, trace_generate(&mixed, &t), dir, "realloc-bimodal",
+    made = trace_generate(&mixed, &t);
+    bad |= write_one(&t, made, dir, "realloc-bimodal",
                      "trace_generate(realloc 20%, 20000 ops, 500 live, 16..256 "
                      "with 5% 4096..65536, seed 0x4f2)");
     return bad ? 1 : 0;
