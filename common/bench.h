@@ -33,12 +33,23 @@
  *                       LD_PRELOAD; its ratio is taken against the "system"
  *                       row already in the CSV
  *     --once            one repetition, no warm-up (for callgrind runs)
+ *     --allocator-only  for callgrind's --toggle-collect (below)
  *     --list            print the case names and exit
  *
- * Under `valgrind --tool=callgrind --collect-atstart=no`, bench_start and
- * bench_stop toggle instruction collection, so the instruction count is the
- * measured work only; common/bench.sh divides it by the ops to give
- * instructions per request.
+ * Instructions per request, two ways (common/bench.sh runs both and divides
+ * by the ops):
+ *   - the whole loop: under `valgrind --tool=callgrind --collect-atstart=no`,
+ *     bench_start and bench_stop toggle instruction collection, so the
+ *     count is the measured work only, the bench loop around the allocator
+ *     included;
+ *   - the allocator only (Stanford CS107's measure): under
+ *         valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no
+ *                  --toggle-collect=bump_alloc --toggle-collect=...
+ *     with --allocator-only, bench_start and bench_stop switch callgrind's
+ *     instrumentation on and off instead of collection, and the toggles
+ *     on the allocator's entry points do the collecting: what is counted is
+ *     inside an entry point (or its callees) and inside a timed interval.
+ *     A stage names its entry points in its Makefile (BENCH_ENTRY).
  */
 #ifndef COMMON_BENCH_H
 #define COMMON_BENCH_H
