@@ -6,6 +6,11 @@
 #     ALLOC   := bump.c                 # the allocator's sources
 #     TESTS   := test_bump              # test programs (one .c each)
 #     BENCH   := bench_bump             # the bench program (optional)
+#     BENCH_ENTRY := bump_alloc bump_reset  # the allocator's entry points,
+#                                       # whose instructions bench.sh also
+#                                       # counts alone (optional): those the
+#                                       # bench calls, none that another
+#                                       # listed one calls
 #     DEMO    := demo_bump              # the demo program (optional)
 #     MISUSE  := bad_bump               # the deliberate-bug program (optional)
 #     EXTRA_PROGRAMS :=                 # programs the tests run, built beside
@@ -177,7 +182,7 @@ run-misuse: build/valgrind/$(MISUSE) build/asan/$(MISUSE)
 # ---- Bench and demo -----------------------------------------------------
 
 bench: build/release/$(BENCH) $(addprefix build/release/,$(BENCH_EXTRA))
-	@$(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
+	@BENCH_ENTRY='$(BENCH_ENTRY)' $(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
 	@for b in $(BENCH_EXTRA); do build/release/$$b $(BENCH_EXTRA_ARGS) || exit 1; done
 
 demo: build/debug/$(DEMO)

@@ -16,10 +16,12 @@
  *   - bad command lines are refused before any runner runs, and misuse of
  *     bench_start/bench_stop or a broken case table aborts with a report.
  *
- * In the release flavour, the last test runs the driver common/bench.sh on
- * the tiny bench program bench_selftest (built beside this test) and checks
- * the files it writes: bench.csv, bench-instr.csv (when valgrind is
- * installed) and bench.png (when gnuplot is).
+ * In the release flavour, the last tests run bench_selftest (built beside
+ * this test) under callgrind, and the driver common/bench.sh on it, and
+ * check what they count and the files they write: bench.csv,
+ * bench-instr.csv (when valgrind is installed) with the whole loop's
+ * instructions per request and the allocator's alone, and bench.png (when
+ * gnuplot is).
  */
 #define _XOPEN_SOURCE 700 /* nftw, to clear the scratch folder */
 
@@ -190,13 +192,13 @@ static int count_of(const char *haystack, const char *needle)
 /* ---- Reading a CSV back ------------------------------------------------- */
 
 #define MAX_ROWS   64
-#define MAX_FIELDS 8
+#define MAX_FIELDS 12
 
 typedef struct csv_file {
-    char header[160];              /* the first line */
+    char header[256];              /* the first line */
     int nrows;                     /* lines after it */
     int nheaders;                  /* lines equal to the header, anywhere */
-    char text[MAX_ROWS][160];      /* each row, split in place */
+    char text[MAX_ROWS][256];      /* each row, split in place */
     char *f[MAX_ROWS][MAX_FIELDS]; /* its fields */
     int nf[MAX_ROWS];              /* how many */
 } csv_file;
@@ -210,7 +212,7 @@ static bool csv_load(const char *path)
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return false;
-    char line[160];
+    char line[256];
     bool first = true;
     while (fgets(line, sizeof line, f) != NULL) {
         line[strcspn(line, "\r\n")] = '\0';
@@ -389,6 +391,22 @@ static void test_once_runs_each_side_once_and_scale_multiplies_ops(void)
     CHECK_EQ(R.ops[3], 1);
 }
 
+/* Outside callgrind, --allocator-only changes only a line of the output:
+ * the same calls, the same rows. */
+static void test_allocator_only_runs_the_same_repetitions(void)
+{
+    const char *path = tmp_path("allocator-only.csv");
+    CHECK_INT_EQ(RUN_BENCH("--reps", "2", "--allocator-only", "--csv", path),
+                 0);
+    CHECK(strcmp(R.calls, "aAaAaAbBbBbB") == 0);
+    CHECK(strstr(out_text, "--allocator-only: under callgrind") != NULL);
+    REQUIRE(csv_load(path));
+    CHECK(strcmp(csv.header, HEADER) == 0);
+    CHECK_EQ(csv.nrows, 4);
+    check_row(csv_find("alpha", "stage"), STAGE, ALPHA_OPS);
+    check_row(csv_find("beta", "system"), STAGE, BETA_OPS);
+}
+
 /* ---- Selecting rows ----------------------------------------------------- */
 
 static void test_only_and_case_select_rows(void)
@@ -497,6 +515,7 @@ static void test_help_prints_the_usage(void)
     CHECK_INT_EQ(RUN_BENCH("--reps", "2", "--help"), 0);
     CHECK(strstr(out_text, "usage:") != NULL);
     CHECK(strstr(out_text, "--label NAME") != NULL);
+    CHECK(strstr(out_text, "--allocator-only") != NULL);
     CHECK_EQ(R.ncalls, 0);
 }
 
@@ -610,6 +629,15 @@ static void test_broken_case_tables_abort_with_a_report(void)
 
 /* ---- The driver, end to end --------------------------------------------- */
 
+/* The entry points of bench_selftest's stand-in allocator: its Makefile's
+ * BENCH_ENTRY, which `make bench` hands to bench.sh (here the test does). */
+#define SELFTEST_ENTRY "selftest_take selftest_give"
+#define SELFTEST_TOGGLES                                                       \
+    "--toggle-collect=selftest_take --toggle-collect=selftest_give"
+
+/* The ops that bench_selftest runs per case at --scale 0.01. */
+#define SELFTEST_OPS_AT_1PC 10000.0
+
 /* The folder of this test's binary, where bench_selftest is built too. */
 static void bin_dir(char *buf, size_t size)
 {
@@ -628,6 +656,54 @@ static bool have(const char *tool)
     return system(cmd) == 0;
 }
 
+#define INSTR_HEADER                                                           \
+    "stage,case,allocator,ops,instructions,instr_per_op,ratio_vs_system,"      \
+    "alloc_instructions,alloc_instr_per_op,alloc_ratio_vs_system"
+
+/*
+ * Checks one bench-instr.csv row: the whole loop's figures agree with each
+ * other and with the system row's; so do the allocator's alone, which are
+ * fewer than the whole loop's. The stand-in's (stage rows) and glibc's
+ * (system rows) must be there: their names are known, and their counts
+ * repeat run to run, so bench.sh has no reason to leave them out. A
+ * preloaded malloc's may be left out (its check may fail on jemalloc's
+ * time-driven decay), and then all three fields are empty.
+ */
+static void check_instr_row(int r)
+{
+    REQUIRE(csv.nf[r] == 10);
+    const char *name = csv.f[r][1], *alloc = csv.f[r][2];
+    double ops = field_num(r, 3), instr = field_num(r, 4);
+    CHECK(ops >= 1 && instr > ops); /* a loop costs > 1 per op */
+    CHECK(close_to(field_num(r, 5), instr / ops, 1e-5));
+    int y = csv_find(name, "system");
+    REQUIRE(y >= 0);
+    CHECK(close_to(field_num(r, 6), field_num(y, 5) / field_num(r, 5), 1e-4));
+
+    bool must = strcmp(alloc, "stage") == 0 || strcmp(alloc, "system") == 0;
+    if (field_empty(r, 7)) {
+        if (!CHECK(!must))
+            printf("    %s/%s: the allocator-only count was left out\n", name,
+                   alloc);
+        CHECK(field_empty(r, 8) && field_empty(r, 9));
+        return;
+    }
+    double inside = field_num(r, 7);
+    /* Inside the allocator: something, and less than the whole loop, whose
+     * bench loop costs at least a call, a compare and a branch per op. */
+    CHECK(inside > 0);
+    if (!CHECK(instr - inside >= 3 * ops))
+        printf("    %s/%s: whole loop %.0f, allocator only %.0f, %.0f ops\n",
+               name, alloc, instr, inside, ops);
+    CHECK(close_to(field_num(r, 8), inside / ops, 1e-5));
+    REQUIRE(!field_empty(y, 8));
+    CHECK(close_to(field_num(r, 9), field_num(y, 8) / field_num(r, 8), 1e-4));
+    /* The stand-in runs the same instructions on every call (bump-32: one
+     * call per op), and the harness none of its own in between. */
+    if (strcmp(alloc, "stage") == 0)
+        CHECK(fmod(inside, ops) == 0);
+}
+
 static void check_bench_sh(void)
 {
     char dir[128], cmd[768], names[256];
@@ -636,6 +712,7 @@ static void check_bench_sh(void)
     const char *log = tmp_path("sh.log");
     snprintf(cmd, sizeof cmd,
              "BENCH_REPS=1 BENCH_SCALE=0.01 BENCH_CALLGRIND_SCALE=0.5 "
+             "BENCH_ENTRY='" SELFTEST_ENTRY "' "
              "%s/../../../bench.sh selftest %s/bench_selftest %s >%s 2>&1",
              dir, dir, build, log);
     int status = system(cmd);
@@ -685,26 +762,19 @@ static void check_bench_sh(void)
     }
     CHECK_INT_EQ(csv.nrows, ncases * per_case);
 
-    /* bench-instr.csv: the same rows, instructions counted by callgrind. */
+    /* bench-instr.csv: the same rows, instructions counted by callgrind,
+     * for the whole loop and for the allocator alone. */
     snprintf(path, sizeof path, "%s/bench-instr.csv", build);
     if (!have("valgrind")) {
         CHECK(strstr(text, "valgrind not installed") != NULL);
     } else {
         CHECK(strstr(text, "repeatable") != NULL);
+        CHECK(strstr(text, "allocator only: the instructions inside") != NULL);
         REQUIRE(csv_load(path));
-        CHECK(strcmp(csv.header, "stage,case,allocator,ops,instructions,"
-                                 "instr_per_op,ratio_vs_system") == 0);
+        CHECK(strcmp(csv.header, INSTR_HEADER) == 0);
         CHECK_INT_EQ(csv.nrows, ncases * per_case);
-        for (int r = 0; r < csv.nrows; r++) {
-            REQUIRE(csv.nf[r] == 7);
-            double ops = field_num(r, 3), instr = field_num(r, 4);
-            CHECK(ops >= 1 && instr > ops); /* a loop costs > 1 per op */
-            CHECK(close_to(field_num(r, 5), instr / ops, 1e-5));
-            int y = csv_find(csv.f[r][1], "system");
-            REQUIRE(y >= 0);
-            CHECK(close_to(field_num(r, 6), field_num(y, 5) / field_num(r, 5),
-                           1e-4));
-        }
+        for (int r = 0; r < csv.nrows; r++)
+            check_instr_row(r);
     }
 
     /* bench.png, or a note on how to get it. */
@@ -724,24 +794,26 @@ static void check_bench_sh(void)
 /*
  * The instructions callgrind collects in one run of bench_selftest's stage
  * side of bump-32 (which is deterministic: no malloc, no clock), with the
- * extra arguments given; 0 if the run or the reading failed.
+ * callgrind options and the program's extra arguments given; -1 if the run
+ * or the reading failed.
  */
-static double callgrind_total(const char *args)
+static double callgrind_total(const char *tool_args, const char *args)
 {
-    char dir[128], cmd[512], line[256];
+    char dir[128], cmd[640], line[256];
     bin_dir(dir, sizeof dir);
     const char *out = tmp_path("callgrind.out");
     snprintf(cmd, sizeof cmd,
-             "valgrind --tool=callgrind --collect-atstart=no "
-             "--callgrind-out-file=%s %s/bench_selftest --case bump-32 "
-             "--only stage --scale 0.01 %s >/dev/null 2>&1",
-             out, dir, args);
+             "valgrind --tool=callgrind %s --callgrind-out-file=%s "
+             "%s/bench_selftest --case bump-32 --only stage --scale 0.01 %s "
+             ">/dev/null 2>&1",
+             tool_args, out, dir, args);
+    remove(out);
     if (system(cmd) != 0)
-        return 0;
+        return -1;
     FILE *f = fopen(out, "r");
     if (f == NULL)
-        return 0;
-    double total = 0;
+        return -1;
+    double total = -1;
     while (fgets(line, sizeof line, f) != NULL)
         if (strncmp(line, "totals:", 7) == 0)
             total = strtod(line + 7, NULL);
@@ -753,16 +825,64 @@ static double callgrind_total(const char *args)
  * the warm-up, in the runner's setup, in the harness. */
 static void check_callgrind_counts(void)
 {
-    double once = callgrind_total("--once");
-    double one = callgrind_total("--reps 1");
-    double three = callgrind_total("--reps 3");
-    CHECK(once >= 10000); /* 10000 ops at scale 0.01, more than 1 each */
+    const char *whole = "--collect-atstart=no";
+    double once = callgrind_total(whole, "--once");
+    double one = callgrind_total(whole, "--reps 1");
+    double three = callgrind_total(whole, "--reps 3");
+    CHECK(once >= SELFTEST_OPS_AT_1PC); /* more than 1 per op */
     /* The warm-up before the one repetition is not counted... */
     CHECK(close_to(one, once, 0.01));
     /* ...and every timed repetition is. */
     CHECK(close_to(three, 3 * once, 0.01));
     printf("    callgrind totals: --once %.0f, --reps 1 %.0f, --reps 3 %.0f\n",
            once, one, three);
+}
+
+/*
+ * The allocator alone: with --allocator-only, bench_start and bench_stop
+ * switch instrumentation (on only in the timed repetitions), and the
+ * toggles on the stand-in's entry points switch collection (on only inside
+ * them). What is counted must be both: the warm-up's calls are not, and
+ * neither are the loop's instructions around the calls.
+ */
+static void check_allocator_only_counts(void)
+{
+    const char *toggled =
+        "--instr-atstart=no --collect-atstart=no " SELFTEST_TOGGLES;
+    const double ops = SELFTEST_OPS_AT_1PC;
+    double once = callgrind_total(toggled, "--allocator-only --once");
+    double one = callgrind_total(toggled, "--allocator-only --reps 1");
+    double three = callgrind_total(toggled, "--allocator-only --reps 3");
+    double whole = callgrind_total("--collect-atstart=no", "--reps 1");
+    printf("    allocator only: --once %.0f, --reps 1 %.0f, --reps 3 %.0f; "
+           "whole loop %.0f; %.0f ops\n",
+           once, one, three, whole, ops);
+    /* selftest_take has no branch: the same instructions on every call, a
+     * whole number of them; a load, an add, a mask, a store, an address and
+     * a return, give or take what the compiler makes of them. */
+    REQUIRE(once > 0);
+    CHECK(fmod(once, ops) == 0);
+    CHECK(once / ops >= 2 && once / ops <= 16);
+    /* Exactly: the warm-up is not counted, every timed repetition is. */
+    CHECK(one == once);
+    CHECK(three == 3 * once);
+    /* The loop around the calls is not counted: it loads the function
+     * pointer, calls, calls bench_keep, counts and branches. */
+    CHECK(whole - one >= 3 * ops);
+
+    /* Under --allocator-only the client requests leave collection alone:
+     * with no toggles and instrumentation on from the start, nothing is
+     * counted at all. */
+    CHECK(callgrind_total("--collect-atstart=no",
+                          "--allocator-only --reps 1") == 0);
+    /* And without --allocator-only, the client requests fight the toggles:
+     * inside the timed interval, entering selftest_take switches collection
+     * off. With no warm-up (--once), what is counted is then the exact
+     * opposite: the loop around the calls, without the calls. */
+    double whole_once = callgrind_total("--collect-atstart=no", "--once");
+    double fought =
+        callgrind_total("--collect-atstart=no " SELFTEST_TOGGLES, "--once");
+    CHECK(fought == whole_once - once);
 }
 
 /* The release flavour is the one `make bench` runs (and the fastest). */
@@ -788,6 +908,16 @@ static void test_callgrind_counts_the_timed_repetitions_only(void)
         test_skip("valgrind is not installed");
     else
         check_callgrind_counts();
+}
+
+static void test_allocator_only_counts_inside_the_entry_points(void)
+{
+    if (!release_build)
+        test_skip("runs callgrind on the release build only");
+    else if (!have("valgrind"))
+        test_skip("valgrind is not installed");
+    else
+        check_allocator_only_counts();
 }
 
 /* ---- Scratch folder ----------------------------------------------------- */
@@ -819,6 +949,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_sides_interleave_after_one_warmup);
     RUN_TEST(test_reps_default_to_seven);
     RUN_TEST(test_once_runs_each_side_once_and_scale_multiplies_ops);
+    RUN_TEST(test_allocator_only_runs_the_same_repetitions);
     RUN_TEST(test_only_and_case_select_rows);
     RUN_TEST(test_label_takes_its_ratio_from_the_system_row_in_the_csv);
     RUN_TEST(test_label_without_a_system_row_leaves_the_ratio_empty);
@@ -829,6 +960,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_misused_brackets_abort_with_a_report);
     RUN_TEST(test_broken_case_tables_abort_with_a_report);
     RUN_TEST(test_callgrind_counts_the_timed_repetitions_only);
+    RUN_TEST(test_allocator_only_counts_inside_the_entry_points);
     RUN_TEST(test_bench_sh_writes_consistent_files);
 
     nftw(tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
