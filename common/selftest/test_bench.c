@@ -689,10 +689,11 @@ static void check_instr_row(int r)
         return;
     }
     double inside = field_num(r, 7);
-    /* Inside the allocator: something, and less than the whole loop, whose
-     * bench loop costs at least a call, a compare and a branch per op. */
-    CHECK(inside > 0);
-    if (!CHECK(instr - inside >= 3 * ops))
+    /* Inside the allocator: something, and no more than the whole loop.
+     * Where both counts repeat run to run, less by the bench loop, which
+     * costs at least a call, a compare and a branch per op. */
+    CHECK(inside > 0 && inside <= instr);
+    if (must && !CHECK(instr - inside >= 3 * ops))
         printf("    %s/%s: whole loop %.0f, allocator only %.0f, %.0f ops\n",
                name, alloc, instr, inside, ops);
     CHECK(close_to(field_num(r, 8), inside / ops, 1e-5));
