@@ -275,6 +275,10 @@ instructions() {
       #     bench_start and bench_stop switch instrumentation on and off
       #     instead, and outside the timed repetition callgrind sees
       #     nothing, not even the setup's calls to the same functions.
+      #     Its arguments are (a)'s, --csv included: without the CSV's
+      #     FILE, the heap's history before the case differs, and a malloc
+      #     that sizes its caches on that history does other work in it
+      #     (tcmalloc: 10% fewer instructions in 02-pool-fixed's fill-64).
       alloc=-
       entries=${BENCH_ENTRY:-}
       [ "$name" != stage ] && entries=$(system_entry)
@@ -284,7 +288,7 @@ instructions() {
         if ! env ${lib:+LD_PRELOAD=$lib} valgrind --tool=callgrind --instr-atstart=no \
           --collect-atstart=no "${toggles[@]}" --callgrind-out-file="$out.alloc.out" \
           "$bin" --allocator-only --reps 1 --case "$case" --only "$only" "${label[@]}" \
-          --scale "$scale" >"$out.alloc.log" 2>&1; then
+          --scale "$scale" --csv "$out.alloc.csv" >"$out.alloc.log" 2>&1; then
           echo "$case/$name: the allocator-only callgrind run failed (see $out.alloc.log): left out"
         else
           alloc=$(callgrind_total "$out.alloc.out")
