@@ -206,8 +206,7 @@ static const bench_case cases[] = {
      "allocations of 16-64 B, blocks not touched; malloc's frees untimed",
      1000000, small_stage, small_system},
     {"small-touched",
-     "the same, writing the first byte of each block as a program would "
-     "(both sides page-fault on fresh memory)",
+     "the same, writing the first byte of each block, as a program would",
      1000000, touch_stage, touch_system},
     {"mixed-16-4096",
      "allocations of 16-4096 B (log-uniform); malloc's frees untimed", 200000,
