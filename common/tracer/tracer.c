@@ -31,6 +31,9 @@
  *
  * Environment: TRACER_OUT=FILE (required; nothing is recorded without it),
  * TRACER_MAX_OPS=N stops recording after N ops (0 or unset: no limit).
+ *
+ * Tested by common/selftest/test_tracer.c, which records a probe program
+ * whose allocations are known (tracer_probe.c) and finds them in the trace.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -137,7 +140,11 @@ static bool table_grow_locked(void)
 static void table_put_locked(void *p, uint32_t id)
 {
     if ((T.used + 1) * 2 > T.cap && !table_grow_locked()) {
-        close(T.fd); /* out of memory for the table: stop recording */
+        /* Out of memory for the table: stop recording, as TRACER_MAX_OPS
+         * does, keeping the ops already buffered (they end at a whole
+         * line, so the trace stays a valid prefix). */
+        flush_locked();
+        close(T.fd);
         T.fd = -1;
         return;
     }
