@@ -12,12 +12,13 @@
  *   build/asan/bad_bump use-after-reset
  */
 #include "bump.h"
+#include "misuse.h"
 
 #include <stdio.h>
 #include <string.h>
 
 /* name, Valgrind's words, ASan's words ("-": cannot see it), what it does */
-static const char *const bugs[][4] = {
+static const misuse_bug bugs[] = {
     {"overflow", "Invalid write of size", "use-after-poison",
      "writes one byte past a 32-byte block, into its redzone"},
     {"use-after-reset", "Invalid read of size", "use-after-poison",
@@ -32,19 +33,9 @@ static const char *const bugs[][4] = {
 /* The compiler must not see through these accesses and remove them. */
 static volatile unsigned char sink;
 
-int main(int argc, char **argv)
+/* Sets up, then commits `bug` ("none": nothing); the exit status. */
+static int commit(const char *bug)
 {
-    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
-        for (size_t i = 0; i < sizeof bugs / sizeof bugs[0]; i++)
-            printf("%s\t%s\t%s\t%s\n", bugs[i][0], bugs[i][1], bugs[i][2],
-                   bugs[i][3]);
-        return 0;
-    }
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s --list | none | BUG\n", argv[0]);
-        return 2;
-    }
-    const char *bug = argv[1];
     bump_t b;
     if (bump_init_mmap(&b, 4096) != 0)
         return 1;
@@ -82,4 +73,9 @@ int main(int argc, char **argv)
     printf("%s: done (the tool should have reported it above)\n", bug);
     bump_destroy(&b);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    return misuse_main(argc, argv, bugs, sizeof bugs / sizeof bugs[0], commit);
 }

@@ -11,13 +11,14 @@
  *   valgrind build/valgrind/bad_pool use-after-free
  *   build/asan/bad_pool use-after-free
  */
+#include "misuse.h"
 #include "pool.h"
 
 #include <stdio.h>
 #include <string.h>
 
 /* name, Valgrind's words, ASan's words ("-": cannot see it), what it does */
-static const char *const bugs[][4] = {
+static const misuse_bug bugs[] = {
     {"use-after-free", "Invalid read of size", "use-after-poison",
      "reads a block after pool_free gave it back"},
     {"write-after-free", "Invalid write of size", "use-after-poison",
@@ -120,15 +121,5 @@ static int commit(const char *bug)
 
 int main(int argc, char **argv)
 {
-    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
-        for (size_t i = 0; i < sizeof bugs / sizeof bugs[0]; i++)
-            printf("%s\t%s\t%s\t%s\n", bugs[i][0], bugs[i][1], bugs[i][2],
-                   bugs[i][3]);
-        return 0;
-    }
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s --list | none | BUG\n", argv[0]);
-        return 2;
-    }
-    return commit(argv[1]);
+    return misuse_main(argc, argv, bugs, sizeof bugs / sizeof bugs[0], commit);
 }

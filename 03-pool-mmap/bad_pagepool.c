@@ -14,13 +14,14 @@
  *   valgrind build/valgrind/bad_pagepool overflow
  *   build/asan/bad_pagepool overflow
  */
+#include "misuse.h"
 #include "pagepool.h"
 
 #include <stdio.h>
 #include <string.h>
 
 /* name, Valgrind's words, ASan's words ("-": cannot see it), what it does */
-static const char *const bugs[][4] = {
+static const misuse_bug bugs[] = {
     {"use-after-free", "Invalid write of size", "use-after-poison",
      "writes a freed 48-B block after another 48-B alloc (the quarantine "
      "keeps it from being handed out again at once)"},
@@ -57,19 +58,9 @@ static volatile unsigned char sink;
  * lost, not the pages. */
 static pp_allocator_t *leaky;
 
-int main(int argc, char **argv)
+/* Sets up, then commits `bug` ("none": nothing); the exit status. */
+static int commit(const char *bug)
 {
-    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
-        for (size_t i = 0; i < sizeof bugs / sizeof bugs[0]; i++)
-            printf("%s\t%s\t%s\t%s\n", bugs[i][0], bugs[i][1], bugs[i][2],
-                   bugs[i][3]);
-        return 0;
-    }
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s --list | none | BUG\n", argv[0]);
-        return 2;
-    }
-    const char *bug = argv[1];
     pp_allocator_t *a = pp_create();
     if (a == NULL)
         return 1;
@@ -123,4 +114,9 @@ int main(int argc, char **argv)
     printf("%s: done (the tool should have reported it above)\n", bug);
     pp_destroy(a);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    return misuse_main(argc, argv, bugs, sizeof bugs / sizeof bugs[0], commit);
 }

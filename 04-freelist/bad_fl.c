@@ -15,12 +15,13 @@
  *   build/asan/bad_fl use-after-free
  */
 #include "fl.h"
+#include "misuse.h"
 
 #include <stdio.h>
 #include <string.h>
 
 /* name, Valgrind's words, ASan's words ("-": cannot see it), what it does */
-static const char *const bugs[][4] = {
+static const misuse_bug bugs[] = {
     {"use-after-free", "Invalid read of size", "use-after-poison",
      "reads a block after fl_free (the quarantine keeps it unused)"},
     {"use-after-realloc", "Invalid write of size", "use-after-poison",
@@ -55,19 +56,9 @@ static void __attribute__((noinline)) leak_one(void)
         memset(p, 0x11, 100);
 }
 
-int main(int argc, char **argv)
+/* Sets up, then commits `bug` ("none": nothing); the exit status. */
+static int commit(const char *bug)
 {
-    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
-        for (size_t i = 0; i < sizeof bugs / sizeof bugs[0]; i++)
-            printf("%s\t%s\t%s\t%s\n", bugs[i][0], bugs[i][1], bugs[i][2],
-                   bugs[i][3]);
-        return 0;
-    }
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s --list | none | BUG\n", argv[0]);
-        return 2;
-    }
-    const char *bug = argv[1];
     fl_init(&heap, FL_FIRST_FIT);
     unsigned char *p = fl_alloc(&heap, 20);
     unsigned char *q = fl_alloc(&heap, 64); /* p's neighbour */
@@ -113,4 +104,9 @@ int main(int argc, char **argv)
     printf("%s: done (the tool should have reported it above)\n", bug);
     fl_destroy(&heap);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    return misuse_main(argc, argv, bugs, sizeof bugs / sizeof bugs[0], commit);
 }
