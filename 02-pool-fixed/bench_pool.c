@@ -4,10 +4,11 @@
  * when installed, and instructions per request from callgrind).
  *
  * Both sides of a case do the same work, in the same order, on the same
- * pseudo-random slots, and only that work is timed: making the `live`
- * blocks beforehand, and giving everything back afterwards, are not (except
- * in "destroy", where giving back is the work). One op is one request: an
- * alloc or a free.
+ * pseudo-random slots (common/bench.h's picker; the system side of a churn
+ * is common/bench.c's bench_churn_system), and only that work is timed: making
+ * the `live` blocks beforehand, and giving everything back afterwards, are not
+ * (except in "destroy", where giving back is the work). One op is one request:
+ * an alloc or a free.
  *
  *   churn-SIZE-LIVE   LIVE blocks of SIZE bytes are live; each step frees a
  *                     random one and allocates its replacement. The pool's
@@ -24,46 +25,15 @@
  */
 #include "bench.h"
 #include "pool.h"
+#include "trace.h" /* trace_rss_bytes: smaps_rollup "Rss:" */
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define PER_CHUNK 1024   /* blocks per chunk in every growing pool here */
 #define MANY      100000 /* live blocks in the big cases */
-
-/* The live blocks of a case, by slot. Shared by both sides. */
-static void **slot;
-static size_t slot_capacity;
-
-static void **slots(size_t n)
-{
-    if (n > slot_capacity) {
-        free(slot);
-        slot = malloc(n * sizeof *slot);
-        if (slot == NULL) {
-            fprintf(stderr, "bench_pool: out of memory for %zu slots\n", n);
-            exit(1);
-        }
-        slot_capacity = n;
-    }
-    return slot;
-}
-
-/* A slot in [0, n): xorshift64, then multiply-shift instead of a division,
- * so that picking costs both sides a few cycles. */
-static inline size_t next_slot(uint64_t *x, size_t n)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return (size_t)(((*x >> 32) * (uint64_t)n) >> 32);
-}
-
-#define SEED 0x2545F4914F6CDD1Du
 
 static pool_t *must_create(size_t size, size_t per_chunk, unsigned flags)
 {
@@ -81,37 +51,21 @@ static void churn_pool(bench_t *b, size_t ops, size_t size, size_t live,
                        unsigned flags)
 {
     pool_t *pool = must_create(size, PER_CHUNK, flags);
-    void **s = slots(live);
-    for (size_t i = 0; i < live; i++)
+    void **s = bench_slots(live);
+    uint64_t x = BENCH_SEED;
+    for (size_t i = 0; i < live; i++) {
+        bench_random(&x); /* bench_churn_system draws a size here */
         s[i] = pool_alloc(pool);
-    uint64_t x = SEED;
+    }
     bench_start(b);
     for (size_t i = 0; i + 2 <= ops; i += 2) {
-        size_t k = next_slot(&x, live);
+        size_t k = bench_next_slot(&x, live);
         pool_free(pool, s[k]);
         s[k] = pool_alloc(pool);
     }
     bench_stop(b);
     bench_keep(s[0]);
     pool_destroy(pool);
-}
-
-static void churn_system(bench_t *b, size_t ops, size_t size, size_t live)
-{
-    void **s = slots(live);
-    for (size_t i = 0; i < live; i++)
-        s[i] = malloc(size);
-    uint64_t x = SEED;
-    bench_start(b);
-    for (size_t i = 0; i + 2 <= ops; i += 2) {
-        size_t k = next_slot(&x, live);
-        free(s[k]);
-        s[k] = malloc(size);
-    }
-    bench_stop(b);
-    bench_keep(s[0]);
-    for (size_t i = 0; i < live; i++)
-        free(s[i]);
 }
 
 /* One pair of runners per case: bench.h's runners take (bench, ops). */
@@ -122,7 +76,7 @@ static void churn_system(bench_t *b, size_t ops, size_t size, size_t live)
     }                                                                          \
     static void churn_##size##_##live##_system(bench_t *b, size_t ops)         \
     {                                                                          \
-        churn_system(b, ops, size, live);                                      \
+        bench_churn_system(b, ops, size, live);                                \
     }
 
 CHURN(16, 1)
@@ -145,7 +99,7 @@ static void churn_per_block_stage(bench_t *b, size_t ops)
 static void fill_pool(bench_t *b, size_t ops, unsigned flags)
 {
     pool_t *pool = must_create(64, PER_CHUNK, flags);
-    void **s = slots(ops);
+    void **s = bench_slots(ops);
     bench_start(b);
     for (size_t i = 0; i < ops; i++)
         s[i] = pool_alloc(pool);
@@ -166,7 +120,7 @@ static void fill_per_block_stage(bench_t *b, size_t ops)
 
 static void fill_system(bench_t *b, size_t ops)
 {
-    void **s = slots(ops);
+    void **s = bench_slots(ops);
     bench_start(b);
     for (size_t i = 0; i < ops; i++)
         s[i] = malloc(64);
@@ -200,7 +154,7 @@ static void destroy_per_block_stage(bench_t *b, size_t ops)
 
 static void destroy_system(bench_t *b, size_t ops)
 {
-    void **s = slots(ops);
+    void **s = bench_slots(ops);
     for (size_t i = 0; i < ops; i++)
         s[i] = malloc(64);
     bench_start(b);
@@ -249,32 +203,18 @@ static const bench_case cases[] = {
      destroy_per_block_stage, destroy_system},
 };
 
-/* ---- Resident memory for many small blocks
- * ------------------------------------ */
+/* ---- Resident memory for many small blocks ------------------------------ */
 
-/* Resident bytes of this process, from the kernel's page-table walk. */
-static size_t resident_bytes(void)
+/* In a child (bench_in_child): resident memory added by MANY live 16-byte
+ * blocks from the allocator *which points to (0: pool, one buffer per chunk;
+ * 1: pool, a malloc per block; 2: malloc). */
+static void measure_child(void *which_arg, void *out)
 {
-    FILE *f = fopen("/proc/self/smaps_rollup", "r");
-    size_t kb = 0;
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "Rss:", 4) == 0) {
-            kb = (size_t)strtoull(line + 4, NULL, 10);
-            break;
-        }
-    if (f)
-        fclose(f);
-    return kb * 1024;
-}
-
-/* In a child: resident memory added by MANY live 16-byte blocks. */
-static void measure_child(int which, int fd)
-{
+    int which = *(const int *)which_arg;
     pool_t *pool = NULL;
-    void **s = slots(MANY);
+    void **s = bench_slots(MANY);
     memset(s, 0, MANY * sizeof *s); /* the slots' pages count before */
-    size_t after_slots = resident_bytes();
+    size_t after_slots = trace_rss_bytes();
     if (which < 2)
         pool = must_create(16, PER_CHUNK,
                            which == 0 ? POOL_BACKING_ONE_BUFFER
@@ -283,10 +223,7 @@ static void measure_child(int which, int fd)
         s[i] = pool ? pool_alloc(pool) : malloc(16);
         memset(s[i], 1, 16); /* touched, as a program would */
     }
-    size_t grew = resident_bytes() - after_slots;
-    if (write(fd, &grew, sizeof grew) != (ssize_t)sizeof grew)
-        _exit(1);
-    _exit(0);
+    *(size_t *)out = trace_rss_bytes() - after_slots;
 }
 
 static void memory_table(void)
@@ -298,22 +235,9 @@ static void memory_table(void)
            "child; /proc/self/smaps_rollup)\n",
            MANY);
     for (int which = 0; which < 3; which++) {
-        int fds[2];
-        if (pipe(fds) != 0)
-            return;
-        fflush(stdout);
-        pid_t pid = fork();
-        if (pid == 0) {
-            close(fds[0]);
-            measure_child(which, fds[1]);
-        }
-        close(fds[1]);
         size_t grew = 0;
-        ssize_t got = pid > 0 ? read(fds[0], &grew, sizeof grew) : -1;
-        close(fds[0]);
-        if (pid > 0)
-            waitpid(pid, NULL, 0);
-        if (got == (ssize_t)sizeof grew && grew > 0)
+        if (bench_in_child(measure_child, &which, &grew, sizeof grew) &&
+            grew > 0)
             printf("  %-38s %8zu KB  %5.1f B per block\n", names[which],
                    grew / 1024, (double)grew / MANY);
         else
@@ -334,8 +258,6 @@ int main(int argc, char **argv)
             full_run = false;
     if (full_run)
         memory_table();
-    int status = bench_main(argc, argv, "02-pool-fixed", cases,
-                            sizeof cases / sizeof cases[0]);
-    free(slot);
-    return status;
+    return bench_main(argc, argv, "02-pool-fixed", cases,
+                      sizeof cases / sizeof cases[0]);
 }

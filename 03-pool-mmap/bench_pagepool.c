@@ -4,7 +4,9 @@
  * mimalloc when installed, and instructions per request from callgrind).
  *
  * Both sides of a case do the same requests, in the same order, on the same
- * sizes and pseudo-random slots, and only that work is timed. One op is one
+ * sizes and pseudo-random slots (common/bench.h's picker; the system side
+ * of a churn is common/bench.c's bench_churn_system), and only that work is
+ * timed. One op is one
  * request: an alloc or a free.
  *
  *   churn-SIZE-LIVE  LIVE blocks of SIZE bytes are live; each step frees a
@@ -33,49 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define CHURN_OPS 2000000
 #define MIXED     200000 /* blocks in fill-mixed, free-mixed, the Rss table */
-
-/* ---- Shared by both sides -------------------------------------------------
- */
-
-static void **slot; /* the live blocks, by slot */
-static size_t slot_capacity;
-
-static void **slots(size_t n)
-{
-    if (n > slot_capacity) {
-        free(slot);
-        slot = malloc(n * sizeof *slot);
-        if (slot == NULL) {
-            fprintf(stderr, "bench_pagepool: no memory for %zu slots\n", n);
-            exit(1);
-        }
-        slot_capacity = n;
-    }
-    return slot;
-}
-
-/* xorshift64: the same pseudo-random steps on both sides. */
-static uint64_t next_random(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
-}
-
-/* A number in [0, n): multiply-shift instead of a division, so that
- * picking costs both sides a few cycles (stage 02 picks the same way). */
-static size_t below(uint64_t r, size_t n)
-{
-    return (size_t)(((r >> 32) * (uint64_t)n) >> 32);
-}
-
-#define SEED 0x2545F4914F6CDD1Du
 
 static pp_allocator_t *must_create(void)
 {
@@ -95,11 +57,11 @@ static size_t *shuffled(size_t n)
         fprintf(stderr, "bench_pagepool: no memory for %zu slots\n", n);
         exit(1);
     }
-    uint64_t x = SEED;
+    uint64_t x = BENCH_SEED;
     for (size_t i = 0; i < n; i++)
         order[i] = i;
     for (size_t i = n - 1; i > 0; i--) {
-        size_t j = below(next_random(&x), i + 1);
+        size_t j = bench_below(bench_random(&x), i + 1);
         size_t t = order[i];
         order[i] = order[j];
         order[j] = t;
@@ -110,48 +72,30 @@ static size_t *shuffled(size_t n)
 /* ---- Churn: free a random live block, allocate its replacement ----------- */
 
 /*
- * The two sides are written out in full, so that each calls its allocator
- * directly, as a program would. size 0 means "random sizes 1..1024", drawn
- * from the same random step that picks the slot.
+ * The stage's side is written out here, so that it calls its allocator
+ * directly, as a program would; the system side is bench_churn_system
+ * (common/bench.c), the same steps on malloc and free. size 0
+ * (BENCH_SIZE_RANDOM) means "random sizes 1..1024", drawn from the same
+ * random step that picks the slot (bench_churn_size).
  */
-#define CHURN_SIZE(size, r) ((size) ? (size) : 1 + below((r) << 32, 1024))
 
 static void churn_stage(bench_t *b, size_t ops, size_t size, size_t live)
 {
     pp_allocator_t *a = must_create();
-    void **s = slots(live);
-    uint64_t x = SEED;
+    void **s = bench_slots(live);
+    uint64_t x = BENCH_SEED;
     for (size_t i = 0; i < live; i++)
-        s[i] = pp_alloc(a, CHURN_SIZE(size, next_random(&x)));
+        s[i] = pp_alloc(a, bench_churn_size(size, bench_random(&x)));
     bench_start(b);
     for (size_t i = 0; i + 2 <= ops; i += 2) {
-        uint64_t r = next_random(&x);
-        size_t k = below(r, live);
+        uint64_t r = bench_random(&x);
+        size_t k = bench_below(r, live);
         pp_free(a, s[k]);
-        s[k] = pp_alloc(a, CHURN_SIZE(size, r));
+        s[k] = pp_alloc(a, bench_churn_size(size, r));
     }
     bench_stop(b);
     bench_keep(s[0]);
     pp_destroy(a); /* the live blocks go with the allocator */
-}
-
-static void churn_system(bench_t *b, size_t ops, size_t size, size_t live)
-{
-    void **s = slots(live);
-    uint64_t x = SEED;
-    for (size_t i = 0; i < live; i++)
-        s[i] = malloc(CHURN_SIZE(size, next_random(&x)));
-    bench_start(b);
-    for (size_t i = 0; i + 2 <= ops; i += 2) {
-        uint64_t r = next_random(&x);
-        size_t k = below(r, live);
-        free(s[k]);
-        s[k] = malloc(CHURN_SIZE(size, r));
-    }
-    bench_stop(b);
-    bench_keep(s[0]);
-    for (size_t i = 0; i < live; i++)
-        free(s[i]);
 }
 
 #define CHURN(size, live)                                                      \
@@ -161,7 +105,7 @@ static void churn_system(bench_t *b, size_t ops, size_t size, size_t live)
     }                                                                          \
     static void churn_##size##_##live##_system(bench_t *b, size_t ops)         \
     {                                                                          \
-        churn_system(b, ops, size, live);                                      \
+        bench_churn_system(b, ops, size, live);                                \
     }
 
 CHURN(16, 1)
@@ -178,13 +122,13 @@ CHURN(0, 10000) /* many-sizes */
 /* ---- Fill and free: pages mapped, pages given back ------------------------
  */
 
-#define MIXED_SIZE(x) (16 + below(next_random(x), 241)) /* 16..256 */
+#define MIXED_SIZE(x) (16 + bench_below(bench_random(x), 241)) /* 16..256 */
 
 static void fill_stage(bench_t *b, size_t ops)
 {
     pp_allocator_t *a = must_create();
-    void **s = slots(ops);
-    uint64_t x = SEED;
+    void **s = bench_slots(ops);
+    uint64_t x = BENCH_SEED;
     bench_start(b);
     for (size_t i = 0; i < ops; i++)
         s[i] = pp_alloc(a, MIXED_SIZE(&x));
@@ -195,8 +139,8 @@ static void fill_stage(bench_t *b, size_t ops)
 
 static void fill_system(bench_t *b, size_t ops)
 {
-    void **s = slots(ops);
-    uint64_t x = SEED;
+    void **s = bench_slots(ops);
+    uint64_t x = BENCH_SEED;
     bench_start(b);
     for (size_t i = 0; i < ops; i++)
         s[i] = malloc(MIXED_SIZE(&x));
@@ -209,9 +153,9 @@ static void fill_system(bench_t *b, size_t ops)
 static void free_stage(bench_t *b, size_t ops)
 {
     pp_allocator_t *a = must_create();
-    void **s = slots(ops);
+    void **s = bench_slots(ops);
     size_t *order = shuffled(ops);
-    uint64_t x = SEED;
+    uint64_t x = BENCH_SEED;
     for (size_t i = 0; i < ops; i++)
         s[i] = pp_alloc(a, MIXED_SIZE(&x));
     bench_start(b);
@@ -224,9 +168,9 @@ static void free_stage(bench_t *b, size_t ops)
 
 static void free_system(bench_t *b, size_t ops)
 {
-    void **s = slots(ops);
+    void **s = bench_slots(ops);
     size_t *order = shuffled(ops);
-    uint64_t x = SEED;
+    uint64_t x = BENCH_SEED;
     for (size_t i = 0; i < ops; i++)
         s[i] = malloc(MIXED_SIZE(&x));
     bench_start(b);
@@ -277,14 +221,16 @@ typedef struct footprint {
     size_t mapped[3];
 } footprint_t;
 
-static footprint_t footprint_run(bool stage)
+/* In a child (bench_in_child): *stage_arg says which side. */
+static void footprint_run(void *stage_arg, void *out)
 {
+    bool stage = *(const bool *)stage_arg;
     footprint_t f = {{0}, {0}};
-    void **s = slots(MIXED);
+    void **s = bench_slots(MIXED);
     size_t *order = shuffled(MIXED);
     memset(s, 0, MIXED * sizeof *s); /* resident before the first reading */
     pp_allocator_t *a = stage ? must_create() : NULL;
-    uint64_t x = SEED;
+    uint64_t x = BENCH_SEED;
     f.rss[0] = trace_rss_bytes();
     f.mapped[0] = a ? pp_stats(a).mapped : 0;
     for (size_t i = 0; i < MIXED; i++) {
@@ -304,35 +250,7 @@ static footprint_t footprint_run(bool stage)
     f.mapped[2] = a ? pp_stats(a).mapped : 0;
     pp_destroy(a);
     free(order);
-    return f;
-}
-
-/* Runs footprint_run in a child, whose heap nothing else has used. */
-static bool footprint_in_child(bool stage, footprint_t *out)
-{
-    int fd[2];
-    if (pipe(fd) != 0)
-        return false;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fd[0]);
-        close(fd[1]);
-        return false;
-    }
-    if (pid == 0) {
-        close(fd[0]);
-        footprint_t f = footprint_run(stage);
-        ssize_t n = write(fd[1], &f, sizeof f);
-        _exit(n == (ssize_t)sizeof f ? 0 : 1);
-    }
-    close(fd[1]);
-    ssize_t n = read(fd[0], out, sizeof *out);
-    close(fd[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return n == (ssize_t)sizeof *out && WIFEXITED(status) &&
-           WEXITSTATUS(status) == 0;
+    *(footprint_t *)out = f;
 }
 
 static void footprint_table(void)
@@ -345,7 +263,8 @@ static void footprint_table(void)
            "peak-before", "after-before");
     for (int side = 0; side < 2; side++) {
         footprint_t f;
-        if (!footprint_in_child(side == 0, &f)) {
+        bool stage = side == 0;
+        if (!bench_in_child(footprint_run, &stage, &f, sizeof f)) {
             printf("%-8s (the child failed)\n", side == 0 ? "stage" : "system");
             continue;
         }
@@ -377,8 +296,6 @@ int main(int argc, char **argv)
 {
     if (wants_footprint(argc, argv))
         footprint_table();
-    int status = bench_main(argc, argv, "03-pool-mmap", cases,
-                            sizeof cases / sizeof cases[0]);
-    free(slot);
-    return status;
+    return bench_main(argc, argv, "03-pool-mmap", cases,
+                      sizeof cases / sizeof cases[0]);
 }

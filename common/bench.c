@@ -81,7 +81,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 /*
  * Callgrind's client request, when Valgrind's headers are installed; on a
@@ -563,6 +565,121 @@ static void bench_csv_row(FILE *f, const char *stage, const char *name,
     fputc('\n', f);
 }
 
+/* ---- Shared by the stages' bench programs (bench.h says why) ------------ */
+
+/* The slots array: one, grown on demand, freed by bench_main on return. */
+static void **bench_slot;
+static size_t bench_slot_capacity;
+
+void **bench_slots(size_t n)
+{
+    if (n > bench_slot_capacity) {
+        free(bench_slot);
+        bench_slot = malloc(n * sizeof *bench_slot);
+        if (bench_slot == NULL) {
+            fprintf(stderr, "bench: out of memory for %zu slots\n", n);
+            exit(1);
+        }
+        bench_slot_capacity = n;
+    }
+    return bench_slot;
+}
+
+static void bench_slots_release(void)
+{
+    free(bench_slot);
+    bench_slot = NULL;
+    bench_slot_capacity = 0;
+}
+
+/*
+ * The timed loop of the churn's system side, for one size rule. Inlined
+ * into bench_churn_system twice, once with a size the rule returns as is
+ * and once with BENCH_SIZE_RANDOM, so that the test of the rule is made
+ * once, not once a request.
+ */
+static inline void bench_churn_loop(void **s, size_t ops, size_t size,
+                                    size_t live, uint64_t x)
+{
+    for (size_t i = 0; i + 2 <= ops; i += 2) {
+        uint64_t r = bench_random(&x);
+        size_t k = bench_below(r, live);
+        free(s[k]);
+        s[k] = malloc(bench_churn_size(size, r));
+    }
+}
+
+void bench_churn_system(bench_t *b, size_t ops, size_t size, size_t live)
+{
+    void **s = bench_slots(live);
+    uint64_t x = BENCH_SEED;
+    for (size_t i = 0; i < live; i++)
+        s[i] = malloc(bench_churn_size(size, bench_random(&x)));
+    bench_start(b);
+    if (size == BENCH_SIZE_RANDOM)
+        bench_churn_loop(s, ops, BENCH_SIZE_RANDOM, live, x);
+    else
+        bench_churn_loop(s, ops, size, live, x);
+    bench_stop(b);
+    bench_keep(s[0]);
+    for (size_t i = 0; i < live; i++)
+        free(s[i]);
+}
+
+/*
+ * Steps: a pipe; fork; the child closes the read end, runs fn and writes
+ * its result, then _exit (no atexit handlers, no second flush of stdio
+ * buffers it inherited); the parent closes the write end, so that the
+ * child's death, however it comes, ends its reads; it reads until it has
+ * `size` bytes or the pipe ends, then reaps the child.
+ */
+bool bench_in_child(void (*fn)(void *arg, void *out), void *arg, void *out,
+                    size_t size)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return false;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return false;
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        fn(arg, out);
+        const char *p = out;
+        size_t left = size;
+        while (left > 0) {
+            ssize_t n = write(fd[1], p, left);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                _exit(1);
+            p += n;
+            left -= (size_t)n;
+        }
+        _exit(0);
+    }
+    close(fd[1]);
+    char *p = out;
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(fd[0], p + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return got == size && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 /* ---- The driver --------------------------------------------------------- */
 
 /* One run of bench_main: the options, the case table and what it fills. */
@@ -798,5 +915,7 @@ int bench_main(int argc, char **argv, const char *stage,
     bool ok = bench_session_open(&s);
     if (ok)
         bench_run_cases(&s);
-    return bench_session_close(&s) && ok ? 0 : 1;
+    ok = bench_session_close(&s) && ok;
+    bench_slots_release(); /* the runners are done with them */
+    return ok ? 0 : 1;
 }

@@ -31,6 +31,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -932,6 +933,74 @@ static int remove_one(const char *path, const struct stat *st, int flag,
     return remove(path);
 }
 
+/* ---- The shared pieces: picker, child helper ----------------------------- */
+
+/* The picker stays in range and replays: the same seed gives the same
+ * sequence, another seed another one. The seed comes from test_rand(). */
+static void test_picker_is_in_range_and_replays(void)
+{
+    uint64_t seed = test_rand() | 1, x = seed, y = seed, z = seed + 2;
+    size_t differ = 0;
+    for (size_t i = 0; i < (size_t)test_scale(100000); i++) {
+        size_t n = 1 + (size_t)(i % 1000);
+        size_t k = bench_next_slot(&x, n);
+        CHECK_LT(k, n);
+        CHECK_EQ(k, bench_next_slot(&y, n));
+        differ += bench_next_slot(&z, 1000) != bench_below(x, 1000);
+        size_t size = bench_churn_size(BENCH_SIZE_RANDOM, x);
+        CHECK_GE(size, 1);
+        CHECK_LE(size, BENCH_RANDOM_MAX);
+        CHECK_EQ(bench_churn_size(48, x), 48);
+    }
+    CHECK_EQ(x, y);
+    CHECK_GE(differ, 1);
+}
+
+static void child_writes(void *arg, void *out)
+{
+    size_t *o = out;
+    o[0] = *(const size_t *)arg * 3;
+    o[1] = 7;
+}
+
+static void child_crashes(void *arg, void *out)
+{
+    (void)arg;
+    (void)out;
+    signal(SIGABRT, SIG_DFL);
+    abort();
+}
+
+static void child_exits_early(void *arg, void *out)
+{
+    (void)arg;
+    (void)out;
+    _exit(0); /* wrote nothing */
+}
+
+static void test_in_child_returns_a_result_and_reports_a_crash(void)
+{
+    size_t arg = test_rand_range(1, 1000), out[2] = {0, 0};
+    CHECK(bench_in_child(child_writes, &arg, out, sizeof out));
+    CHECK_EQ(out[0], arg * 3);
+    CHECK_EQ(out[1], 7);
+    CHECK(!bench_in_child(child_crashes, &arg, out, sizeof out));
+    CHECK(!bench_in_child(child_exits_early, &arg, out, sizeof out));
+}
+
+static void test_slots_grow_and_keep_their_room(void)
+{
+    void **a = bench_slots(10);
+    CHECK_NOT_NULL(a);
+    for (size_t i = 0; i < 10; i++)
+        a[i] = a;                    /* writable */
+    CHECK_PTR_EQ(bench_slots(5), a); /* no new array for fewer */
+    void **b = bench_slots(1000);
+    for (size_t i = 0; i < 1000; i++)
+        b[i] = NULL;
+    CHECK_PTR_EQ(bench_slots(1000), b);
+}
+
 int main(int argc, char **argv)
 {
     test_init(argc, argv);
@@ -943,6 +1012,7 @@ int main(int argc, char **argv)
     }
     snprintf(out_path, sizeof out_path, "%s/output.txt", tmpdir);
 
+    RUN_TEST(test_slots_grow_and_keep_their_room); /* bench_main frees them */
     RUN_TEST(test_csv_has_header_and_one_row_per_case_and_side);
     RUN_TEST(test_csv_starts_anew_without_append);
     RUN_TEST(test_append_refuses_a_file_that_is_not_a_bench_csv);
@@ -963,6 +1033,8 @@ int main(int argc, char **argv)
     RUN_TEST(test_callgrind_counts_the_timed_repetitions_only);
     RUN_TEST(test_allocator_only_counts_inside_the_entry_points);
     RUN_TEST(test_bench_sh_writes_consistent_files);
+    RUN_TEST(test_picker_is_in_range_and_replays);
+    RUN_TEST(test_in_child_returns_a_result_and_reports_a_crash);
 
     nftw(tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
     return test_finish();
