@@ -7,18 +7,19 @@
  * each allocator describes its own blocks in one tool-neutral vocabulary
  * (mimalloc's idea), and this header maps the words to the tool in use:
  *
- *   word                              Valgrind memcheck        ASan
- *   track_malloc(p, n, rz, zeroed)    MALLOCLIKE_BLOCK         unpoison n bytes
- *   track_free(p, n, rz)              FREELIKE_BLOCK           poison n bytes
- *   track_resize(p, old, new, rz)     RESIZEINPLACE_BLOCK      (un)poison the
- * tail track_mem_noaccess(p, n)          MAKE_MEM_NOACCESS        poison
- *   track_mem_undefined(p, n)         MAKE_MEM_UNDEFINED       unpoison
- *   track_mem_defined(p, n)           MAKE_MEM_DEFINED         unpoison
- *   track_pool_create(pool, rz, z)    CREATE_MEMPOOL           -
- *   track_pool_alloc(pool, p, n)      MEMPOOL_ALLOC            unpoison
- *   track_pool_trim(pool, p, n)       MEMPOOL_TRIM             -
- *   track_pool_destroy(pool)          DESTROY_MEMPOOL          -
- *   track_is_poisoned(p)              false __asan_address_is_poisoned
+ *   word                              Valgrind memcheck    ASan
+ *   track_malloc(p, n, rz, zeroed)    MALLOCLIKE_BLOCK     unpoison n bytes
+ *   track_free(p, n, rz)              FREELIKE_BLOCK       poison n bytes
+ *   track_resize(p, old, new, rz)     RESIZEINPLACE_BLOCK  (un)poison the tail
+ *   track_mem_noaccess(p, n)          MAKE_MEM_NOACCESS    poison
+ *   track_mem_undefined(p, n)         MAKE_MEM_UNDEFINED   unpoison
+ *   track_mem_defined(p, n)           MAKE_MEM_DEFINED     unpoison
+ *   track_pool_create(pool, rz, z)    CREATE_MEMPOOL       -
+ *   track_pool_alloc(pool, p, n)      MEMPOOL_ALLOC        unpoison
+ *   track_pool_trim(pool, p, n)       MEMPOOL_TRIM         -
+ *   track_pool_destroy(pool)          DESTROY_MEMPOOL      -
+ *   track_is_poisoned(p)              false                is p poisoned?
+ *                                     (__asan_address_is_poisoned)
  *
  * Which tool: compile with -DALLOC_TRACK_VALGRIND for Valgrind; ASan is
  * detected from the compiler (-fsanitize=address). Otherwise every word

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # common/lint.sh COMMON FILE...: static checks over one stage's sources.
 #   cppcheck (warnings, style, portability), clang-tidy (the checks in
-#   .clang-tidy at the top), and clang-format in check mode.
+#   .clang-tidy at the top), clang-format in check mode, and the README's
+#   copies of the source's layout diagrams (diagrams.sh).
 # Each missing tool is skipped with a note; any finding fails the lint.
 set -u
 common=$1
@@ -30,6 +31,11 @@ if command -v clang-format >/dev/null; then
   clang-format --dry-run -Werror "$@" || status=1
 else
   echo "lint: clang-format not installed (apt-get install clang-format): skipped"
+fi
+mds=$(ls ./*.md 2>/dev/null)
+if [ -n "$mds" ]; then
+  # shellcheck disable=SC2086
+  "$common/diagrams.sh" $mds || status=1
 fi
 [ $status -eq 0 ] && echo "lint: clean ($*)"
 exit $status

@@ -105,8 +105,13 @@ build/$(1)/libcommon.a: $$(patsubst $$(COMMON)/%.c,build/$(1)/common/%.o,$$(COMM
 
 build/$(1)/%: build/$(1)/%.o $$(addprefix build/$(1)/,$$(ALLOC:.c=.o)) build/$(1)/libcommon.a
 	@echo "  LINK    $$@"
-	$$(Q)$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) $$^ -o $$@ $$(LDLIBS_ALL)
+	$$(Q)$$(CC) $$(CFLAGS_$(1)) $$(LDFLAGS_$(1)) $$(LDFLAGS_PROGRAM) $$^ -o $$@ $$(LDLIBS_ALL)
+
+# Test programs reach the OS through common/fault.c (see fault.h), so that
+# they can make the allocator's mmap, munmap, madvise or mprotect fail.
+$$(addprefix build/$(1)/,$$(TESTS)): LDFLAGS_PROGRAM := $$(FAULT_WRAP)
 endef
+FAULT_WRAP := $(foreach f,mmap munmap madvise mprotect,-Wl,--wrap=$(f))
 $(foreach f,$(FLAVOURS),$(eval $(call FLAVOUR_RULES,$(f))))
 
 # The preloadable library: position-independent objects of its own.
@@ -202,6 +207,6 @@ clean:
 	rm -rf build
 
 help:
-	@echo "$(STAGE): make [all|test|unit|valgrind|asan|misuse|bench|demo|lint|format|clean]"
+	@echo "$(STAGE): make [all|test|valgrind|asan|misuse|bench|demo|lint|format|clean]"
 	$(if $(THREADED),@echo "  make tsan: the tests under ThreadSanitizer")
 	$(if $(SHLIB),@echo "  make run CMD='...': a program on build/$(SHLIB)")

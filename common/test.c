@@ -24,7 +24,9 @@
 static struct {
     const char *binary;  /* argv[0] without its directory, for the summary */
     const char *only;    /* TEST_ONLY filter, or NULL */
-    bool verbose;        /* TEST_VERBOSE: print passing cases too */
+    int verbose;         /* TEST_VERBOSE: 1 prints passing cases too, 2 also
+                            names each case before it runs (so a crash is
+                            pinned on the case that was running) */
     bool quick;          /* TEST_QUICK or Valgrind: scale op counts down */
     uint64_t seed;       /* the run seed, printed and replayable */
     uint64_t rng;        /* the current case's random state */
@@ -32,6 +34,7 @@ static struct {
     int case_failed;     /* checks failed in the current case */
     bool case_skipped;
     int passed, failed, skipped; /* counts of cases */
+    int matched;                 /* cases that TEST_ONLY let run */
 } T;
 
 /* FNV-1a over a name: mixes the case name into its seed. */
@@ -51,7 +54,8 @@ void test_init(int argc, char **argv)
     const char *slash = strrchr(argv[0], '/');
     T.binary = slash ? slash + 1 : argv[0];
     T.only = getenv("TEST_ONLY");
-    T.verbose = getenv("TEST_VERBOSE") != NULL;
+    const char *v = getenv("TEST_VERBOSE");
+    T.verbose = v == NULL ? 0 : (strcmp(v, "2") == 0 ? 2 : 1);
     T.quick = getenv("TEST_QUICK") != NULL;
 #ifdef TEST_HAVE_VALGRIND
     if (RUNNING_ON_VALGRIND)
@@ -74,6 +78,12 @@ void test_init(int argc, char **argv)
 
 int test_finish(void)
 {
+    /* A filter that selects nothing is a mistake (a misspelt name, or a case
+     * that was renamed), not a clean run: say so and fail. */
+    if (T.only != NULL && T.matched == 0) {
+        printf("%s: TEST_ONLY=%s matches no test case\n", T.binary, T.only);
+        T.failed++;
+    }
     printf("%s: %d passed, %d failed, %d skipped\n", T.binary, T.passed,
            T.failed, T.skipped);
     fflush(stdout);
@@ -84,6 +94,11 @@ void test_run(const char *name, void (*fn)(void))
 {
     if (T.only && !strstr(name, T.only))
         return;
+    T.matched++;
+    if (T.verbose == 2) {
+        printf("run  %s\n", name);
+        fflush(stdout);
+    }
     T.current = name;
     T.case_failed = 0;
     T.case_skipped = false;

@@ -26,9 +26,11 @@
  *
  * Environment:
  *     TEST_SEED=<n>      replay a run (decimal or 0x-hex)
- *     TEST_ONLY=<name>   run only the cases whose name contains <name>
+ *     TEST_ONLY=<name>   run only the cases whose name contains <name>; a
+ *                        filter that matches no case fails the run
  *     TEST_QUICK=1       scale op counts down (automatic under Valgrind)
  *     TEST_VERBOSE=1     print every passing case, not only the failures
+ *     TEST_VERBOSE=2     also print "run  <name>" before each case starts
  */
 #ifndef COMMON_TEST_H
 #define COMMON_TEST_H
