@@ -33,9 +33,25 @@
  *      fork; if another thread held the lock at that instant, the child's
  *      copy stays locked forever. pthread_atfork handlers take the lock
  *      before fork and release it after, in the parent and in the child, so
- *      the heap is copied in a consistent state with the lock free.
+ *      the heap is copied in a consistent state with the lock free. The
+ *      prepare handler takes stdio's list lock first, and only then the
+ *      heap's: glibc's fork takes the list lock itself after the prepare
+ *      handlers, and a thread inside stdio can hold a FILE lock while it
+ *      waits for malloc (getline allocates its buffer under the FILE lock)
+ *      while another holds the list lock and waits for that FILE
+ *      (fflush(NULL)). Taking the heap's lock first closes that cycle into
+ *      a deadlock; taking it second, as glibc's own malloc does, cannot.
  *
- * Environment: FL_POLICY=first|next|best (default first); FL_STATS=FILE
+ *      What fork cannot be made safe against: a signal handler that forks
+ *      while its thread is inside malloc, holding the lock. The prepare
+ *      handler would wait for a lock that its own thread holds. POSIX.1-2024
+ *      no longer lists fork as async-signal-safe, and glibc's own malloc
+ *      hangs in that case too; a handler that must create a process calls
+ *      _Fork() (no handlers run; the child may only call async-signal-safe
+ *      functions, then exec or _exit) or posix_spawn. The shim tests check
+ *      that _Fork from such a handler works.
+ *
+ * Environment: FL_POLICY=first|next|best (default first); LIBMALLOC_STATS=FILE
  * appends the heap's figures to FILE at exit ("stderr": to file descriptor
  * 2). The tests use it to prove that a program really ran on this
  * allocator. A file, because programs like sort close stderr at exit before
@@ -56,7 +72,7 @@
 static pthread_mutex_t shim_lock = PTHREAD_MUTEX_INITIALIZER;
 static fl_heap shim_heap;      /* the one heap; guarded by shim_lock */
 static bool shim_started;      /* shim_heap initialised; guarded by shim_lock */
-static const char *stats_path; /* FL_STATS, read before main */
+static const char *stats_path; /* LIBMALLOC_STATS, read before main */
 
 static fl_policy policy_from_env(void)
 {
@@ -87,18 +103,38 @@ static void heap_unlock(void)
 /* ---- fork safety ----------------------------------------------------------
  */
 
+/*
+ * stdio's list lock, which glibc exports for exactly this use. Declared weak,
+ * so that the library still links and runs on a C library without them
+ * (there the calls are skipped, and the fork order is that library's
+ * business). The lock is recursive: fork takes it again after the prepare
+ * handlers, in the same thread.
+ */
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+extern void _IO_list_resetlock(void) __attribute__((weak));
+
 static void fork_prepare(void)
 {
+    if (_IO_list_lock)
+        _IO_list_lock(); /* stdio's lock first: see rule 3 above */
     pthread_mutex_lock(&shim_lock);
 }
 static void fork_parent(void)
 {
     pthread_mutex_unlock(&shim_lock);
+    if (_IO_list_unlock)
+        _IO_list_unlock();
 }
-/* The child's only thread is the one that took the lock: it may unlock. */
+/* The child's only thread is the one that took the lock: it may unlock. The
+ * list lock was already reset by fork in the child (which resets it rather
+ * than unlocking it); resetting it again is harmless, unlocking it would
+ * drive its count below zero. */
 static void fork_child(void)
 {
     pthread_mutex_unlock(&shim_lock);
+    if (_IO_list_resetlock)
+        _IO_list_resetlock();
 }
 
 /* Prints the figures with write(2): stdio might allocate at exit. */
@@ -132,7 +168,7 @@ static void print_stats(void)
 __attribute__((constructor)) static void shim_start(void)
 {
     pthread_atfork(fork_prepare, fork_parent, fork_child);
-    stats_path = getenv("FL_STATS");
+    stats_path = getenv("LIBMALLOC_STATS");
     if (stats_path != NULL && *stats_path != '\0')
         atexit(print_stats);
 }
@@ -148,13 +184,17 @@ void *malloc(size_t size)
     return p;
 }
 
+/* free leaves errno as it found it (POSIX.1-2024), even when giving a region
+ * back to the OS fails: fl_free keeps it, and so does this wrapper. */
 void free(void *p)
 {
     if (p == NULL)
         return;
+    int saved = errno;
     fl_heap *h = heap_lock();
     fl_free(h, p);
     heap_unlock();
+    errno = saved;
 }
 
 void *calloc(size_t nmemb, size_t size)

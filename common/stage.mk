@@ -21,8 +21,16 @@
 #
 #     SHLIB        := libmalloc.so      # build/libmalloc.so, for LD_PRELOAD:
 #     SHLIB_SRCS   := fl.c shim.c       #   these sources, release flags, -fPIC
-#     TEST_SCRIPTS := test_programs.sh  # scripts `make test` runs after the
+#     TEST_SCRIPTS := more.sh           # scripts `make test` runs after the
 #                                       # tests (each prints N passed, N failed)
+#     SHIM_VARIANTS := FL_POLICY=best   # settings under which the real
+#                                       # programs run again (optional)
+#
+# A stage with a SHLIB also runs common/shimtest/run.sh on it in `make test`:
+# real programs and the glibc behaviours (fork with stdio, errno, edge cases)
+# compared with the system malloc. Its shim writes a line "libmalloc (STAGE"
+# to the file named by LIBMALLOC_STATS at exit (the proof that a program
+# really ran on it).
 #     THREADED     := 1                 # adds build/tsan/ (ThreadSanitizer, quick
 #                                       # mode) to `make test`; `make tsan`
 #     BENCH_EXTRA  := replay_fl         # more bench programs (release), run by
@@ -143,7 +151,7 @@ test valgrind asan tsan misuse:
 	@rm -f $(RESULTS)
 	@$(MAKE) --no-print-directory $(if $(filter test,$@),run-unit run-valgrind run-asan \
 	  $(if $(THREADED),run-tsan) $(if $(MISUSE),run-misuse) \
-	  $(if $(TEST_SCRIPTS),run-scripts),run-$@)
+	  $(if $(TEST_SCRIPTS)$(SHLIB),run-scripts),run-$@)
 	@$(COMMON)/tally.sh --total $(STAGE) $(RESULTS)
 
 run-unit: $(addprefix build/debug/,$(TESTS) $(EXTRA_PROGRAMS)) \
@@ -170,6 +178,8 @@ run-tsan: $(addprefix build/tsan/,$(TESTS) $(EXTRA_PROGRAMS))
 	done
 
 run-scripts: $(if $(SHLIB),build/$(SHLIB)) $(addprefix build/release/,$(EXTRA_PROGRAMS))
+	$(if $(SHLIB),@$(TALLY) "$(STAGE) shimtest" env CC='$(CC)' \
+	  $(COMMON)/shimtest/run.sh build/$(SHLIB) $(STAGE) $(SHIM_VARIANTS))
 	@for s in $(TEST_SCRIPTS); do \
 	  $(TALLY) "$(STAGE) $$s" ./$$s; \
 	done

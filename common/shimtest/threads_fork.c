@@ -1,5 +1,5 @@
 /*
- * threads_fl.c: a multi-threaded program for test_programs.sh to run on
+ * threads_fork.c: a multi-threaded program for common/shimtest/run.sh to run on
  * libmalloc.so and on the system malloc, comparing what it prints.
  *
  * Four threads churn through malloc, realloc and free with sizes from 1 byte
