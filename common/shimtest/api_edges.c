@@ -1,8 +1,9 @@
 /*
  * api_edges.c: the malloc API's documented edge cases, printed one per line,
- * for common/shimtest/run.sh to run on libmalloc.so and on the system malloc: the
- * outputs must be identical, line by line. Every line is a fact that glibc's
- * manual or man pages state (malloc(3), posix_memalign(3), reallocarray).
+ * for common/shimtest/run.sh to run on libmalloc.so and on the system malloc:
+ * the outputs must be identical, line by line. Every line is a fact that
+ * glibc's manual or man pages state (malloc(3), posix_memalign(3),
+ * reallocarray).
  */
 #include <errno.h>
 #include <malloc.h>
