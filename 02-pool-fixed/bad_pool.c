@@ -1,7 +1,7 @@
 /*
  * bad_pool.c: deliberate misuse of a pool, one bug per name, to prove that
  * the bugs are reported: by Valgrind and ASan for the accesses (thanks to the
- * annotations in pool.c: without them a pool's chunk is one ordinary mapping
+ * annotations in pool.c: without them a pool's slab is one ordinary mapping
  * to the tools), and by the pool's own checks for bad frees.
  *
  *   build/valgrind/bad_pool --list     the bugs, with what each tool must say

@@ -32,12 +32,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PER_CHUNK 1024   /* blocks per chunk in every growing pool here */
-#define MANY      100000 /* live blocks in the big cases */
+#define PER_SLAB 1024   /* blocks per slab in every growing pool here */
+#define MANY     100000 /* live blocks in the big cases */
 
-static pool_t *must_create(size_t size, size_t per_chunk, unsigned flags)
+static pool_t *must_create(size_t size, size_t per_slab, unsigned flags)
 {
-    pool_t *pool = pool_create(size, per_chunk, flags);
+    pool_t *pool = pool_create(size, per_slab, flags);
     if (pool == NULL) {
         perror("bench_pool: pool_create");
         exit(1);
@@ -50,7 +50,7 @@ static pool_t *must_create(size_t size, size_t per_chunk, unsigned flags)
 static void churn_pool(bench_t *b, size_t ops, size_t size, size_t live,
                        unsigned flags)
 {
-    pool_t *pool = must_create(size, PER_CHUNK, flags);
+    pool_t *pool = must_create(size, PER_SLAB, flags);
     void **s = bench_slots(live);
     uint64_t x = BENCH_SEED;
     for (size_t i = 0; i < live; i++) {
@@ -98,7 +98,7 @@ static void churn_per_block_stage(bench_t *b, size_t ops)
 
 static void fill_pool(bench_t *b, size_t ops, unsigned flags)
 {
-    pool_t *pool = must_create(64, PER_CHUNK, flags);
+    pool_t *pool = must_create(64, PER_SLAB, flags);
     void **s = bench_slots(ops);
     bench_start(b);
     for (size_t i = 0; i < ops; i++)
@@ -134,7 +134,7 @@ static void fill_system(bench_t *b, size_t ops)
 
 static void destroy_pool(bench_t *b, size_t ops, unsigned flags)
 {
-    pool_t *pool = must_create(64, PER_CHUNK, flags);
+    pool_t *pool = must_create(64, PER_SLAB, flags);
     for (size_t i = 0; i < ops; i++)
         bench_keep(pool_alloc(pool));
     bench_start(b);
@@ -189,7 +189,7 @@ static const bench_case cases[] = {
      CHURN_OPS, churn_per_block_stage, churn_64_100000_system},
     {"fill-64",
      "100000 allocs of 64 B from an empty pool (growth included, "
-     "a chunk of 1024 blocks at a time)",
+     "a slab of 1024 blocks at a time)",
      MANY, fill_stage, fill_system},
     {"fill-64-per-block",
      "the same on the devlog's first pool: each growth is 1024 mallocs", MANY,
@@ -206,7 +206,7 @@ static const bench_case cases[] = {
 /* ---- Resident memory for many small blocks ------------------------------ */
 
 /* In a child (bench_in_child): resident memory added by MANY live 16-byte
- * blocks from the allocator *which points to (0: pool, one buffer per chunk;
+ * blocks from the allocator *which points to (0: pool, one buffer per slab;
  * 1: pool, a malloc per block; 2: malloc). */
 static void measure_child(void *which_arg, void *out)
 {
@@ -216,7 +216,7 @@ static void measure_child(void *which_arg, void *out)
     memset(s, 0, MANY * sizeof *s); /* the slots' pages count before */
     size_t after_slots = trace_rss_bytes();
     if (which < 2)
-        pool = must_create(16, PER_CHUNK,
+        pool = must_create(16, PER_SLAB,
                            which == 0 ? POOL_BACKING_ONE_BUFFER
                                       : POOL_BACKING_MALLOC_PER_BLOCK);
     for (size_t i = 0; i < MANY; i++) {
@@ -228,7 +228,7 @@ static void measure_child(void *which_arg, void *out)
 
 static void memory_table(void)
 {
-    static const char *const names[] = {"pool, one buffer per chunk",
+    static const char *const names[] = {"pool, one buffer per slab",
                                         "pool, a malloc per block (devlog v1)",
                                         "system malloc"};
     printf("== resident memory for %d live blocks of 16 B (each in a fresh "

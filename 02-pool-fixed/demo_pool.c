@@ -34,7 +34,7 @@ int main(void)
            "the price of needing no size per block.\n",
            sizeof(point), sizeof(point), pool->block_size,
            pool->block_size - sizeof(point));
-    step("1. a new pool: one chunk of 8 free blocks, linked in address order",
+    step("1. a new pool: one slab of 8 free blocks, linked in address order",
          pool);
 
     point *p[16];
@@ -58,7 +58,7 @@ int main(void)
 
     for (int i = 5; i < 12; i++)
         p[i] = pool_alloc(pool);
-    step("5. seven more: the chunk fills up and the pool grows by a chunk "
+    step("5. seven more: the slab fills up and the pool grows by a slab "
          "(one mmap)",
          pool);
     pool_destroy(pool);
@@ -106,7 +106,7 @@ int main(void)
     pool_destroy(old);
 
     printf("\nEvery block has one size. Stage 03 keeps one pool per size "
-           "class, in chunks of one page\nthat go back to the OS when they "
+           "class, in slabs of one page\nthat go back to the OS when they "
            "empty.\n");
     return 0;
 }

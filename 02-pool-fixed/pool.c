@@ -9,15 +9,15 @@
  *
  *   1. Create: round the block size up to POOL_ALIGN (a free block must hold
  *      the link, and every block must start aligned), and get the first
- *      chunk: blocks_per_chunk blocks, all pushed on the free list.
+ *      slab: blocks_per_slab blocks, all pushed on the free list.
  *   2. Alloc: pop the head of the free list. If the list is empty, take the
  *      oldest block out of the quarantine (checked builds), else grow by one
- *      more chunk, else (a fixed pool, or no memory) fail with ENOMEM.
+ *      more slab, else (a fixed pool, or no memory) fail with ENOMEM.
  *   3. Free: check the pointer (cheap checks always, the rest in checked
  *      builds), then push the block on the head of the free list. A checked
  *      build first holds it in a small quarantine, so that a use after free
  *      meets a dead block for a while instead of someone else's live data.
- *   4. Destroy: give every chunk back, live blocks and all.
+ *   4. Destroy: give every slab back, live blocks and all.
  *
  * Guarantee: alloc and free are O(1) in release builds: a pop, a push, two
  * counters. The list is LIFO, so the block freed last is handed out next,
@@ -27,25 +27,25 @@
  *
  * Two backings, the devlog's two steps, both kept to be compared:
  *   - POOL_BACKING_MALLOC_PER_BLOCK (the devlog's first pool): each block is
- *     its own malloc, made blocks_per_chunk at a time when the pool grows.
+ *     its own malloc, made blocks_per_slab at a time when the pool grows.
  *     malloc puts them anywhere, with its own header before each, so the
  *     pool cannot tell its blocks from any other pointer without comparing
  *     against every one of them: O(capacity) checks, scattered blocks.
  *   - POOL_BACKING_ONE_BUFFER (the devlog's second pool, the default): each
- *     chunk is one buffer from mmap, cut into blocks. Growing the pool adds
+ *     slab is one buffer from mmap, cut into blocks. Growing the pool adds
  *     one more buffer. A block belongs to the pool iff it lies inside one of
- *     the buffers: one range compare per chunk, and its index is arithmetic.
+ *     the buffers: one range compare per slab, and its index is arithmetic.
  *
  * Deliberately left out: blocks of different sizes (stage 03 keeps one pool
- * per size; stage 04 serves any size), giving an empty chunk back before the
- * pool is destroyed (stage 03), finding a block's chunk in O(1) (stage 03
- * masks the address of page-sized chunks), threads (one pool per thread).
+ * per size; stage 04 serves any size), giving an empty slab back before the
+ * pool is destroyed (stage 03), finding a block's slab in O(1) (stage 03
+ * masks the address of page-sized slabs), threads (one pool per thread).
  *
- * Layout of one chunk, one-buffer backing (one mmap, whole pages):
+ * Layout of one slab, one-buffer backing (one mmap, whole pages):
  *
  *   page-aligned                   first
  *   |                              |
- *   [ chunk header | live bits ]   [ b0 ][rz][ b1 ][rz] ... [ bN-1 ][rz] slack
+ *   [ slab header | live bits ]   [ b0 ][rz][ b1 ][rz] ... [ bN-1 ][rz] slack
  *    next, number,   checked        <stride>                          unused
  *    bytes, first    builds only                                      page end
  *
@@ -58,7 +58,7 @@
  *   free:  [ next | ......... unused ......... ]   link to the next free
  *   live:  [ ............ caller's data ......... ]   the link is gone
  *
- * Malloc-per-block backing: the chunk is a record from malloc (header, an
+ * Malloc-per-block backing: the slab is a record from malloc (header, an
  * array of the blocks' addresses, live bits); each block is a malloc of
  * block_size bytes somewhere else.
  *
@@ -100,13 +100,13 @@
     (POOL_FIXED | POOL_BACKING_MALLOC_PER_BLOCK | POOL_NO_QUARANTINE)
 
 /*
- * A chunk: blocks_per_chunk blocks and what the pool knows about them. With
+ * A slab: blocks_per_slab blocks and what the pool knows about them. With
  * one-buffer backing it sits at the start of its own mapping; with malloc
  * per block it is a malloc'd record.
  */
-struct pool_chunk {
-    pool_chunk_t *next;   /* the chunk obtained before this one, or NULL */
-    size_t number;        /* 0 for the first chunk obtained, then 1, 2... */
+struct pool_slab {
+    pool_slab_t *next;    /* the slab obtained before this one, or NULL */
+    size_t number;        /* 0 for the first slab obtained, then 1, 2... */
     size_t bytes;         /* one buffer: length of the mapping; malloc:
                              bytes of this record */
     unsigned char *first; /* one buffer: block 0; block i is at
@@ -173,27 +173,27 @@ static size_t live_bits_bytes(size_t nblocks)
 }
 
 /*
- * The shape of one chunk of this pool: `header` bytes of bookkeeping, then
+ * The shape of one slab of this pool: `header` bytes of bookkeeping, then
  * (one buffer) the blocks, `bytes` in all. pool_create() calls it to refuse
  * sizes that overflow, so pool_grow() can trust it. Returns false on
  * overflow.
  */
-static bool chunk_layout(size_t block_size, size_t stride, size_t nblocks,
-                         unsigned flags, size_t *header, size_t *bytes)
+static bool slab_layout(size_t block_size, size_t stride, size_t nblocks,
+                        unsigned flags, size_t *header, size_t *bytes)
 {
     size_t bits = live_bits_bytes(nblocks);
     if (flags & POOL_BACKING_MALLOC_PER_BLOCK) {
         /* The record: the struct, the blocks' addresses, the live bits. The
          * blocks themselves must also fit in size_t, for the footprint. */
         if (nblocks >
-                (SIZE_MAX - sizeof(pool_chunk_t) - bits) / sizeof(void *) ||
+                (SIZE_MAX - sizeof(pool_slab_t) - bits) / sizeof(void *) ||
             nblocks > SIZE_MAX / block_size)
             return false;
-        *header = sizeof(pool_chunk_t) + nblocks * sizeof(void *) + bits;
+        *header = sizeof(pool_slab_t) + nblocks * sizeof(void *) + bits;
         *bytes = *header;
         return true;
     }
-    *header = round_up(sizeof(pool_chunk_t) + bits, POOL_ALIGN);
+    *header = round_up(sizeof(pool_slab_t) + bits, POOL_ALIGN);
     if (nblocks > (SIZE_MAX - *header) / stride)
         return false;
     *bytes = round_up(*header + nblocks * stride, os_page_size());
@@ -202,8 +202,8 @@ static bool chunk_layout(size_t block_size, size_t stride, size_t nblocks,
 
 /* ---- Finding a block ---------------------------------------------------- */
 
-static unsigned char *chunk_block(const pool_t *pool, const pool_chunk_t *c,
-                                  size_t i)
+static unsigned char *slab_block(const pool_t *pool, const pool_slab_t *c,
+                                 size_t i)
 {
     return c->blocks ? (unsigned char *)c->blocks[i]
                      : c->first + i * pool->stride;
@@ -212,33 +212,33 @@ static unsigned char *chunk_block(const pool_t *pool, const pool_chunk_t *c,
 enum pool_where { POOL_IS_BLOCK, POOL_NOT_OURS, POOL_NOT_BOUNDARY };
 
 /*
- * Where `p` is: the start of block *index of chunk *chunk, or inside a block
+ * Where `p` is: the start of block *index of slab *slab, or inside a block
  * (or its redzone) but not at its start, or not in the pool at all.
  * Addresses are compared as integers: comparing pointers into different
  * objects with < is undefined in C.
- * Cost: one buffer, one range compare per chunk, O(chunks); malloc per
+ * Cost: one buffer, one range compare per slab, O(slabs); malloc per
  * block, one compare per block, O(capacity): malloc's blocks are anywhere.
  */
 static enum pool_where pool_find(const pool_t *pool, const void *p,
-                                 pool_chunk_t **chunk, size_t *index)
+                                 pool_slab_t **slab, size_t *index)
 {
     uintptr_t a = (uintptr_t)p;
-    size_t n = pool->blocks_per_chunk;
-    for (pool_chunk_t *c = pool->chunks; c != NULL; c = c->next) {
+    size_t n = pool->blocks_per_slab;
+    for (pool_slab_t *c = pool->slabs; c != NULL; c = c->next) {
         if (c->blocks == NULL) {
             uintptr_t lo = (uintptr_t)c->first;
             if (a < lo || a - lo >= n * pool->stride)
                 continue;
             if ((a - lo) % pool->stride != 0)
                 return POOL_NOT_BOUNDARY;
-            *chunk = c;
+            *slab = c;
             *index = (a - lo) / pool->stride;
             return POOL_IS_BLOCK;
         }
         for (size_t i = 0; i < n; i++) {
             uintptr_t b = (uintptr_t)c->blocks[i];
             if (a == b) {
-                *chunk = c;
+                *slab = c;
                 *index = i;
                 return POOL_IS_BLOCK;
             }
@@ -293,18 +293,18 @@ static void quarantine_add(pool_t *pool, void *ptr)
 /* ---- Creating, growing and ending a pool -------------------------------- */
 
 /*
- * Adds one chunk of blocks_per_chunk blocks and pushes them all on the free
+ * Adds one slab of blocks_per_slab blocks and pushes them all on the free
  * list, the last block first, so that the list hands them out in address
- * order. Costs one mmap (one buffer) or blocks_per_chunk + 1 mallocs, and
+ * order. Costs one mmap (one buffer) or blocks_per_slab + 1 mallocs, and
  * touches every block once to write its link. False if memory ran out.
  */
 static bool pool_grow(pool_t *pool)
 {
-    size_t n = pool->blocks_per_chunk, header, bytes;
-    if (!chunk_layout(pool->block_size, pool->stride, n, pool->flags, &header,
-                      &bytes))
+    size_t n = pool->blocks_per_slab, header, bytes;
+    if (!slab_layout(pool->block_size, pool->stride, n, pool->flags, &header,
+                     &bytes))
         return false; /* cannot happen: pool_create checked it */
-    pool_chunk_t *c;
+    pool_slab_t *c;
     uint64_t *bits;
     if (is_malloc_backed(pool)) {
         c = malloc(bytes);
@@ -341,20 +341,20 @@ static bool pool_grow(pool_t *pool)
     if (c->live_bits)
         memset(c->live_bits, 0, live_bits_bytes(n)); /* all free */
     c->bytes = bytes;
-    c->number = pool->chunk_count;
-    c->next = pool->chunks;
-    pool->chunks = c;
-    pool->chunk_count++;
+    c->number = pool->slab_count;
+    c->next = pool->slabs;
+    pool->slabs = c;
+    pool->slab_count++;
     pool->capacity += n;
     for (size_t i = n; i-- > 0;)
-        pool_push(pool, chunk_block(pool, c, i));
+        pool_push(pool, slab_block(pool, c, i));
     return true;
 }
 
-pool_t *pool_create(size_t block_size, size_t blocks_per_chunk, unsigned flags)
+pool_t *pool_create(size_t block_size, size_t blocks_per_slab, unsigned flags)
 {
     if ((flags & ~(unsigned)POOL_ALL_FLAGS) != 0 || block_size == 0 ||
-        blocks_per_chunk == 0) {
+        blocks_per_slab == 0) {
         errno = EINVAL;
         return NULL;
     }
@@ -366,8 +366,8 @@ pool_t *pool_create(size_t block_size, size_t blocks_per_chunk, unsigned flags)
     size_t redzone = (flags & POOL_BACKING_MALLOC_PER_BLOCK) ? 0 : POOL_REDZONE;
     size_t header, bytes;
     if (rounded == 0 || rounded > SIZE_MAX - redzone ||
-        !chunk_layout(rounded, rounded + redzone, blocks_per_chunk, flags,
-                      &header, &bytes)) {
+        !slab_layout(rounded, rounded + redzone, blocks_per_slab, flags,
+                     &header, &bytes)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -378,7 +378,7 @@ pool_t *pool_create(size_t block_size, size_t blocks_per_chunk, unsigned flags)
     }
     pool->block_size = rounded;
     pool->stride = rounded + redzone;
-    pool->blocks_per_chunk = blocks_per_chunk;
+    pool->blocks_per_slab = blocks_per_slab;
     pool->flags = flags;
     if (!pool_grow(pool)) {
         free(pool);
@@ -392,11 +392,11 @@ void pool_destroy(pool_t *pool)
 {
     if (pool == NULL)
         return;
-    pool_chunk_t *c = pool->chunks;
+    pool_slab_t *c = pool->slabs;
     while (c != NULL) {
-        pool_chunk_t *next = c->next;
+        pool_slab_t *next = c->next;
         if (is_malloc_backed(pool)) {
-            for (size_t i = 0; i < pool->blocks_per_chunk; i++) {
+            for (size_t i = 0; i < pool->blocks_per_slab; i++) {
                 track_mem_undefined(c->blocks[i], pool->block_size);
                 free(c->blocks[i]);
             }
@@ -405,9 +405,9 @@ void pool_destroy(pool_t *pool)
 #if TRACK_ENABLED
             /* Blocks still in use die here: tell the tool, or Valgrind would
              * report them as leaked although the pool freed them. */
-            for (size_t i = 0; i < pool->blocks_per_chunk; i++)
+            for (size_t i = 0; i < pool->blocks_per_slab; i++)
                 if (bit_get(c->live_bits, i))
-                    track_free(chunk_block(pool, c, i), pool->block_size, 0);
+                    track_free(slab_block(pool, c, i), pool->block_size, 0);
 #endif
             size_t bytes = c->bytes;
             /* ASan keeps the poison of unmapped memory: clear it first. */
@@ -448,7 +448,7 @@ void *pool_alloc(pool_t *pool)
 
 /*
  * The slow path, taken when the free list is empty: about once per
- * blocks_per_chunk allocations in a growing pool. Refills the free list, then
+ * blocks_per_slab allocations in a growing pool. Refills the free list, then
  * takes the fast path again; NULL with errno = ENOMEM if it cannot.
  */
 POOL_NOINLINE static void *pool_alloc_slow(pool_t *pool)
@@ -465,10 +465,10 @@ POOL_NOINLINE static void *pool_alloc_slow(pool_t *pool)
 }
 
 /* Sets the live bit of `block`, a block of the pool. Checked builds only:
- * O(chunks), or O(capacity) with malloc per block. */
+ * O(slabs), or O(capacity) with malloc per block. */
 static void pool_set_live(pool_t *pool, void *block, bool live)
 {
-    pool_chunk_t *c = NULL;
+    pool_slab_t *c = NULL;
     size_t i = 0;
     if (pool_find(pool, block, &c, &i) == POOL_IS_BLOCK)
         bit_put(c->live_bits, i, live);
@@ -510,13 +510,13 @@ void pool_free(pool_t *pool, void *ptr)
 
 /*
  * The checks a checked build adds to pool_free: is `ptr` a block of this
- * pool, at its start, and live? Then marks it free. O(chunks) with one
+ * pool, at its start, and live? Then marks it free. O(slabs) with one
  * buffer, O(capacity) with malloc per block; the live bits cost one bit of
  * memory per block.
  */
 static void pool_free_checked(pool_t *pool, void *ptr)
 {
-    pool_chunk_t *c = NULL;
+    pool_slab_t *c = NULL;
     size_t i = 0;
     switch (pool_find(pool, ptr, &c, &i)) {
     case POOL_NOT_OURS:
@@ -538,8 +538,8 @@ pool_stats_t pool_stats(const pool_t *pool)
     pool_stats_t s = {
         .block_size = pool->block_size,
         .stride = pool->stride,
-        .blocks_per_chunk = pool->blocks_per_chunk,
-        .chunks = pool->chunk_count,
+        .blocks_per_slab = pool->blocks_per_slab,
+        .slabs = pool->slab_count,
         .capacity = pool->capacity,
         .live = pool->live,
         .free = pool_free_count(pool),
@@ -570,7 +570,7 @@ static pool_free_block_t *link_of(const pool_free_block_t *block)
 /* Is `p` a free block of the pool: a block, at its start, not live? */
 static bool is_free_block(const pool_t *pool, const void *p)
 {
-    pool_chunk_t *c = NULL;
+    pool_slab_t *c = NULL;
     size_t i = 0;
     if (pool_find(pool, p, &c, &i) != POOL_IS_BLOCK)
         return false;
@@ -579,11 +579,11 @@ static bool is_free_block(const pool_t *pool, const void *p)
 
 /*
  * The invariants of pool.h, in the order that makes each step safe: the
- * counters, the chunk list, then the free list, whose every node is proved
+ * counters, the slab list, then the free list, whose every node is proved
  * to be a free block of the pool before its link is read (a corrupted link
  * must not make the checker itself crash). A cycle shows as a list longer
  * than it should be: a bounded walk needs no second pointer (Floyd's)
- * because the length is known. O(free * chunks); malloc per block,
+ * because the length is known. O(free * slabs); malloc per block,
  * O(free * capacity).
  */
 bool pool_check(const pool_t *pool)
@@ -601,20 +601,20 @@ bool pool_check(const pool_t *pool)
     if (pool->live > pool->capacity ||
         pool->q_count > pool->capacity - pool->live)
         return check_failed(pool, "quarantined + live > capacity", NULL);
-    if (pool->capacity != pool->chunk_count * pool->blocks_per_chunk ||
-        ((pool->flags & POOL_FIXED) && pool->chunk_count != 1))
-        return check_failed(pool, "capacity does not match the chunks", NULL);
+    if (pool->capacity != pool->slab_count * pool->blocks_per_slab ||
+        ((pool->flags & POOL_FIXED) && pool->slab_count != 1))
+        return check_failed(pool, "capacity does not match the slabs", NULL);
 
-    /* 2. The chunk list: chunk_count chunks, numbered newest first. */
+    /* 2. The slab list: slab_count slabs, numbered newest first. */
     size_t k = 0;
-    const pool_chunk_t *c = pool->chunks;
-    for (; c != NULL && k < pool->chunk_count; c = c->next, k++)
-        if (c->number != pool->chunk_count - 1 - k ||
+    const pool_slab_t *c = pool->slabs;
+    for (; c != NULL && k < pool->slab_count; c = c->next, k++)
+        if (c->number != pool->slab_count - 1 - k ||
             (c->blocks == NULL) == is_malloc_backed(pool) ||
             (c->live_bits == NULL) == POOL_CHECKED)
-            return check_failed(pool, "chunk list damaged", c);
-    if (c != NULL || k != pool->chunk_count)
-        return check_failed(pool, "chunk list length != chunk_count", c);
+            return check_failed(pool, "slab list damaged", c);
+    if (c != NULL || k != pool->slab_count)
+        return check_failed(pool, "slab list length != slab_count", c);
 
     /* 3. The free list: every other block, each a free block, then NULL. */
     size_t free_count = pool_free_count(pool);
@@ -654,8 +654,8 @@ bool pool_check(const pool_t *pool)
     /* 5. Checked builds: the live bits count the live blocks. */
     if (POOL_CHECKED) {
         size_t set = 0;
-        for (c = pool->chunks; c != NULL; c = c->next)
-            for (size_t i = 0; i < pool->blocks_per_chunk; i++)
+        for (c = pool->slabs; c != NULL; c = c->next)
+            for (size_t i = 0; i < pool->blocks_per_slab; i++)
                 set += bit_get(c->live_bits, i);
         if (set != pool->live)
             return check_failed(pool, "live bits do not count live blocks",
@@ -671,19 +671,19 @@ bool pool_check(const pool_t *pool)
 
 static const char dump_order[] = "0123456789abcdefghijklmnopqrstuvwxyz";
 
-/* The number and index of a block, for the free-list line: "c1.5". */
+/* The number and index of a block, for the free-list line: "s1.5". */
 static void dump_name(const pool_t *pool, const void *p, FILE *out)
 {
-    pool_chunk_t *c = NULL;
+    pool_slab_t *c = NULL;
     size_t i = 0;
     if (pool_find(pool, p, &c, &i) == POOL_IS_BLOCK)
-        fprintf(out, "c%zu.%zu", c->number, i);
+        fprintf(out, "s%zu.%zu", c->number, i);
     else
         fprintf(out, "%p?", p);
 }
 
 /*
- * One row of cells per DUMP_ROW blocks of each chunk, oldest chunk first:
+ * One row of cells per DUMP_ROW blocks of each slab, oldest slab first:
  *
  *   #  live (handed out)      q  freed, held in the quarantine
  *   0-9, a-z  free: its place on the free list (0 is handed out next)
@@ -693,25 +693,24 @@ static void dump_name(const pool_t *pool, const void *p, FILE *out)
  */
 void pool_dump(const pool_t *pool, FILE *out)
 {
-    fprintf(out, "pool %p: %zu-B blocks (stride %zu), %zu per chunk, %s, %s\n",
+    fprintf(out, "pool %p: %zu-B blocks (stride %zu), %zu per slab, %s, %s\n",
             (const void *)pool, pool->block_size, pool->stride,
-            pool->blocks_per_chunk,
+            pool->blocks_per_slab,
             (pool->flags & POOL_FIXED) ? "fixed" : "grows",
             is_malloc_backed(pool) ? "a malloc per block"
-                                   : "a buffer (mmap) per chunk");
+                                   : "a buffer (mmap) per slab");
     fprintf(out,
-            "  %zu chunk%s, %zu blocks: %zu live, %zu free, %zu quarantined; "
+            "  %zu slab%s, %zu blocks: %zu live, %zu free, %zu quarantined; "
             "footprint %zu B\n",
-            pool->chunk_count, pool->chunk_count == 1 ? "" : "s",
-            pool->capacity, pool->live, pool_free_count(pool), pool->q_count,
-            pool->footprint);
+            pool->slab_count, pool->slab_count == 1 ? "" : "s", pool->capacity,
+            pool->live, pool_free_count(pool), pool->q_count, pool->footprint);
 
-    /* cell[number * blocks_per_chunk + index]: what to draw for a block */
+    /* cell[number * blocks_per_slab + index]: what to draw for a block */
     char *cell = malloc(pool->capacity ? pool->capacity : 1);
-    const pool_chunk_t **by_number =
-        calloc(pool->chunk_count + 1, sizeof(const pool_chunk_t *));
+    const pool_slab_t **by_number =
+        calloc(pool->slab_count + 1, sizeof(const pool_slab_t *));
     if (cell == NULL || by_number == NULL) {
-        fprintf(out, "  (no memory to draw the chunks)\n");
+        fprintf(out, "  (no memory to draw the slabs)\n");
         free(cell);
         free(by_number);
         return;
@@ -720,38 +719,38 @@ void pool_dump(const pool_t *pool, FILE *out)
     size_t pos = 0;
     for (const pool_free_block_t *b = pool->free_head;
          b != NULL && pos <= pool_free_count(pool); b = link_of(b), pos++) {
-        pool_chunk_t *c = NULL;
+        pool_slab_t *c = NULL;
         size_t i = 0;
         if (pool_find(pool, b, &c, &i) == POOL_IS_BLOCK)
-            cell[c->number * pool->blocks_per_chunk + i] =
+            cell[c->number * pool->blocks_per_slab + i] =
                 (char)(pos < sizeof dump_order - 1 ? dump_order[pos] : '.');
     }
     for (size_t q = 0; q < pool->q_count; q++) {
-        pool_chunk_t *c = NULL;
+        pool_slab_t *c = NULL;
         size_t i = 0;
         const void *p = pool->quarantine[(pool->q_first + q) % POOL_QUARANTINE];
         if (pool_find(pool, p, &c, &i) == POOL_IS_BLOCK)
-            cell[c->number * pool->blocks_per_chunk + i] = 'q';
+            cell[c->number * pool->blocks_per_slab + i] = 'q';
     }
-    for (const pool_chunk_t *c = pool->chunks; c != NULL; c = c->next)
-        if (c->number < pool->chunk_count)
+    for (const pool_slab_t *c = pool->slabs; c != NULL; c = c->next)
+        if (c->number < pool->slab_count)
             by_number[c->number] = c;
 
-    for (size_t k = 0; k < pool->chunk_count; k++) {
-        const pool_chunk_t *c = by_number[k];
+    for (size_t k = 0; k < pool->slab_count; k++) {
+        const pool_slab_t *c = by_number[k];
         if (c == NULL)
             continue; /* a damaged pool: pool_check() says more */
         if (c->blocks == NULL)
-            fprintf(out, "  chunk %zu at %p, blocks from %p:\n", k,
+            fprintf(out, "  slab %zu at %p, blocks from %p:\n", k,
                     (const void *)c, (void *)c->first);
         else
             fprintf(out,
-                    "  chunk %zu (record %p), blocks anywhere malloc "
+                    "  slab %zu (record %p), blocks anywhere malloc "
                     "put them:\n",
                     k, (const void *)c);
-        const char *row = cell + k * pool->blocks_per_chunk;
-        for (size_t i = 0; i < pool->blocks_per_chunk; i += DUMP_ROW) {
-            size_t len = pool->blocks_per_chunk - i;
+        const char *row = cell + k * pool->blocks_per_slab;
+        for (size_t i = 0; i < pool->blocks_per_slab; i += DUMP_ROW) {
+            size_t len = pool->blocks_per_slab - i;
             fprintf(out, "    |%.*s|\n", (int)(len < DUMP_ROW ? len : DUMP_ROW),
                     row + i);
         }

@@ -75,7 +75,7 @@ static void test_create_rounds_block_size(void)
             CHECK_EQ(s.stride, s.block_size + rz);
             CHECK_EQ(s.capacity, 4);
             CHECK_EQ(s.free + s.quarantined, 4);
-            CHECK_EQ(s.chunks, 1);
+            CHECK_EQ(s.slabs, 1);
             for (int i = 0; i < 4; i++) {
                 unsigned char *p = pool_alloc(pool);
                 REQUIRE(p != NULL);
@@ -149,7 +149,7 @@ static void test_destroy_null_and_free_null_do_nothing(void)
 /* ---- Allocating and freeing
  * ---------------------------------------------------- */
 
-static void test_fresh_chunk_is_handed_out_in_address_order(void)
+static void test_fresh_slab_is_handed_out_in_address_order(void)
 {
     pool_t *pool = pool_create(40, 16, ONE_BUFFER);
     REQUIRE(pool != NULL);
@@ -219,7 +219,7 @@ static void test_fixed_pool_runs_out_then_recovers(void)
         /* the failure changed nothing */
         pool_stats_t after = pool_stats(pool);
         CHECK_EQ(after.live, 5);
-        CHECK_EQ(after.chunks, 1);
+        CHECK_EQ(after.slabs, 1);
         CHECK_EQ(after.footprint, full.footprint);
         CHECK(pool_check(pool));
         /* one block back, one block out again: the same one, the only one
@@ -231,7 +231,7 @@ static void test_fixed_pool_runs_out_then_recovers(void)
     }
 }
 
-static void test_growing_pool_adds_chunks(void)
+static void test_growing_pool_adds_slabs(void)
 {
     for (size_t b = 0; b < NBACKINGS; b++) {
         pool_t *pool = pool_create(48, 4, backings[b]);
@@ -241,17 +241,17 @@ static void test_growing_pool_adds_chunks(void)
         for (int i = 0; i < 10; i++)
             REQUIRE((p[i] = pool_alloc(pool)) != NULL);
         pool_stats_t s = pool_stats(pool);
-        CHECK_EQ(s.chunks, 3); /* 4 + 4 + 4 blocks hold 10 */
+        CHECK_EQ(s.slabs, 3); /* 4 + 4 + 4 blocks hold 10 */
         CHECK_EQ(s.capacity, 12);
         CHECK_EQ(s.live, 10);
         CHECK_EQ(s.free, 2);
-        CHECK_EQ(s.footprint, 3 * footprint1); /* every chunk the same */
+        CHECK_EQ(s.footprint, 3 * footprint1); /* every slab the same */
         CHECK(pool_check(pool));
         for (int i = 0; i < 10; i++)
             pool_free(pool, p[i]);
         s = pool_stats(pool);
         CHECK_EQ(s.live, 0);
-        CHECK_EQ(s.chunks, 3); /* chunks stay until pool_destroy */
+        CHECK_EQ(s.slabs, 3); /* slabs stay until pool_destroy */
         CHECK(pool_check(pool));
         pool_destroy(pool);
     }
@@ -434,12 +434,12 @@ static void test_check_catches_damaged_state(void)
         bad = *pool;
         bad.capacity += 8;
         bad.live += 8;
-        CHECK(!pool_check(&bad)); /* more capacity than chunks */
+        CHECK(!pool_check(&bad)); /* more capacity than slabs */
         bad = *pool;
-        bad.chunk_count = 2;
+        bad.slab_count = 2;
         bad.capacity = 16;
         bad.live += 8;
-        CHECK(!pool_check(&bad)); /* a chunk that is not there */
+        CHECK(!pool_check(&bad)); /* a slab that is not there */
         bad = *pool;
         bad.block_size = 8;
         CHECK(!pool_check(&bad));
@@ -543,7 +543,7 @@ static void test_dump_draws_blocks_and_free_list_order(void)
     /* the block drawn '0' is the one handed out next, '1' after it */
     REQUIRE(zero_at < 8);
     CHECK_PTR_EQ(pool_alloc(pool), p[0] + zero_at * pool->stride);
-    CHECK(strstr(out, "free list: c0.3 -> c0.1 -> c0.5") != NULL);
+    CHECK(strstr(out, "free list: s0.3 -> s0.1 -> s0.5") != NULL);
     CHECK(strstr(out, "-> NULL") != NULL);
     CHECK(strstr(out, "3 live, 5 free") != NULL);
     pool_destroy(pool);
@@ -576,9 +576,9 @@ typedef struct live_block {
     unsigned char tag;
 } live_block;
 
-static void random_run(unsigned flags, size_t size, size_t per_chunk)
+static void random_run(unsigned flags, size_t size, size_t per_slab)
 {
-    pool_t *pool = pool_create(size, per_chunk, flags);
+    pool_t *pool = pool_create(size, per_slab, flags);
     REQUIRE(pool != NULL);
     size_t bs = pool->block_size;
     static live_block live[MAX_LIVE];
@@ -592,7 +592,7 @@ static void random_run(unsigned flags, size_t size, size_t per_chunk)
             if (p == NULL) { /* only a fixed pool may run out */
                 CHECK(flags & POOL_FIXED);
                 CHECK_INT_EQ(errno, ENOMEM);
-                CHECK_EQ(nlive, per_chunk);
+                CHECK_EQ(nlive, per_slab);
             } else {
                 REQUIRE(is_aligned(p, POOL_ALIGN));
                 unsigned char tag = (unsigned char)test_rand();
@@ -691,11 +691,11 @@ int main(int argc, char **argv)
     RUN_TEST(test_create_rejects_bad_arguments);
     RUN_TEST(test_create_refuses_impossible_sizes);
     RUN_TEST(test_destroy_null_and_free_null_do_nothing);
-    RUN_TEST(test_fresh_chunk_is_handed_out_in_address_order);
+    RUN_TEST(test_fresh_slab_is_handed_out_in_address_order);
     RUN_TEST(test_free_list_is_last_in_first_out);
     RUN_TEST(test_blocks_are_distinct_and_keep_their_data);
     RUN_TEST(test_fixed_pool_runs_out_then_recovers);
-    RUN_TEST(test_growing_pool_adds_chunks);
+    RUN_TEST(test_growing_pool_adds_slabs);
     RUN_TEST(test_footprint_counts_what_was_obtained);
     RUN_TEST(test_quarantine_delays_reuse);
     RUN_TEST(test_fill_bytes_mark_fresh_blocks);
