@@ -29,11 +29,11 @@ enum pool_flags {
     POOL_GROW = 0,        /* when every block is in use, add a slab */
     POOL_FIXED = 1u << 0, /* when every block is in use, NULL with ENOMEM */
 
-    /* The devlog's second pool: each slab is one buffer from mmap, cut into
-     * blocks. Ownership is a range check; the blocks are contiguous. */
+    /* The default: each slab is one buffer from mmap, cut into blocks.
+     * Ownership is a range check; the blocks are contiguous. */
     POOL_BACKING_ONE_BUFFER = 0,
-    /* The devlog's first pool: each block is its own malloc. Kept to be
-     * compared (README, bench); see pool.c for what it costs. */
+    /* The pool's first version: each block is its own malloc. Kept to be
+     * compared (README, bench); pool_per_block.c says what it costs. */
     POOL_BACKING_MALLOC_PER_BLOCK = 1u << 1,
 
     /* Checked builds only: reuse a freed block at once, as release builds
@@ -42,7 +42,7 @@ enum pool_flags {
     POOL_NO_QUARANTINE = 1u << 2,
 };
 
-/* A slab's bookkeeping: defined in pool.c, drawn by pool_dump(). */
+/* A slab's record: private (pool_internal.h), drawn by pool_dump(). */
 typedef struct pool_slab pool_slab_t;
 
 /* A free block, as the free list sees it: its first bytes are the link. */
@@ -53,15 +53,8 @@ typedef struct pool_free_block {
 /*
  * A pool. Fields are public so that a student can print them in a debugger
  * (and a test can break a copy), but only the pool_* functions change them.
- *
- * Invariants (pool_check() verifies them):
- *   capacity == slab_count * blocks_per_slab     (a fixed pool: 1 slab)
- *   free + quarantined + live == capacity, where free is the length of the
- *   free list: it ends in NULL (no cycle) after capacity - live -
- *   quarantined nodes, and every node is the start of a free block
- *   of this pool
- *   checked builds: a block's live bit is set iff it was handed out and not
- *   freed since, so the number of set bits is `live`
+ * Their invariants are written at the top of pool.c; pool_check() verifies
+ * them.
  */
 typedef struct pool {
     size_t block_size;      /* bytes a caller may use: the size asked for,
@@ -113,7 +106,8 @@ typedef struct pool_stats {
  */
 pool_t *pool_create(size_t block_size, size_t blocks_per_slab, unsigned flags);
 
-/* Gives every slab back (blocks still in use die with it). NULL: no-op. */
+/* Gives every slab back (blocks still in use die with it), leaving errno
+ * as it was, even when the OS refuses to take memory back. NULL: no-op. */
 void pool_destroy(pool_t *pool);
 
 /*
@@ -124,18 +118,22 @@ void pool_destroy(pool_t *pool);
 void *pool_alloc(pool_t *pool);
 
 /*
- * Gives a block back. NULL: no-op. A pointer that is not a live block of
- * this pool is a caller bug: reported and the program stops, when the build
- * can see it (see the README's misuse table). O(1) in release builds.
+ * Gives a block back; errno is left as it was. NULL: no-op. A pointer that
+ * is not a live block of this pool is a caller bug: reported and the
+ * program stops, when the build can see it (see the README's misuse
+ * table). O(1) in release builds.
  */
 void pool_free(pool_t *pool, void *ptr);
 
+/* The figures of the pool now (see pool_stats_t). O(1). */
 pool_stats_t pool_stats(const pool_t *pool);
 
-/* True when the invariants above hold; otherwise says which on stderr. */
+/* True when the invariants of pool.c hold; otherwise false, and says which
+ * one failed on stderr. Reads the pool, never changes it. */
 bool pool_check(const pool_t *pool);
 
-/* Draws every slab, block by block, and the order of the free list. */
+/* Draws every slab, block by block, and the order of the free list. Reads
+ * the pool, never changes it. */
 void pool_dump(const pool_t *pool, FILE *out);
 
 #endif /* POOL_H */

@@ -19,9 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Checked builds: the misuse checks, live bits and quarantine are there.
- * Annotated builds are always checked builds (see pool.c). */
-#if defined(ALLOC_DEBUG) || TRACK_ENABLED
+/* Checked builds (-DALLOC_DEBUG): the misuse checks, live bits and
+ * quarantine are there. Every annotated build is one of them. */
+#if defined(ALLOC_DEBUG)
 #define CHECKED 1
 #else
 #define CHECKED 0
