@@ -42,7 +42,7 @@ static const misuse_bug bugs[] = {
      "drops the last pointer to a block while the pool lives on (ASan's "
      "leak checker knows only malloc's blocks)"},
     {"per-block-use-after-free", "Invalid read of size", "use-after-poison",
-     "the devlog's first pool (a malloc per block): reads a freed block. "
+     "the pool's first version (a malloc per block): reads a freed block. "
      "Valgrind names pool_grow's malloc as the block's origin"},
 };
 

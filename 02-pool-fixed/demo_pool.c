@@ -93,8 +93,8 @@ int main(void)
         return 1;
     for (int i = 0; i < 4; i++)
         p[i] = pool_alloc(old);
-    step("8. the devlog's first pool: the same list, but every block is its "
-         "own malloc",
+    step("8. the pool's first version: the same list, but every block is "
+         "its own malloc",
          old);
     printf("  distances between blocks handed out one after another:");
     for (int i = 1; i < 4; i++)
