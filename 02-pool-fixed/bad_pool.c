@@ -43,7 +43,7 @@ static const misuse_bug bugs[] = {
      "leak checker knows only malloc's blocks)"},
     {"per-block-use-after-free", "Invalid read of size", "use-after-poison",
      "the pool's first version (a malloc per block): reads a freed block. "
-     "Valgrind names pool_grow's malloc as the block's origin"},
+     "Valgrind names the pool's malloc as the block's origin"},
 };
 
 /* The compiler must not see through these accesses and remove them. */

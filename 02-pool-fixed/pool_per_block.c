@@ -18,6 +18,7 @@
  *        block is rounded up to a multiple of 16, 32 bytes at least
  * owner  p is a block of the pool iff p == &bi for some slab and i:
  *        one compare per block, O(capacity)
+ * (the live bits, as in pool.c, only in checked builds)
  * </diagram>
  *
  * What is wrong with it, and what the one-buffer slabs of pool.c change:
@@ -30,9 +31,9 @@
  *   - growing costs n + 1 mallocs instead of one mmap, destroying n frees
  *     instead of one munmap;
  *   - to Valgrind the blocks stay malloc's: a use after free is reported
- *     as a read of a block "alloc'd" by pool_grow's malloc, never as one
- *     "free'd" by pool_free, and no leak of a block is ever reported (the
- *     record holds every block's address).
+ *     as a read of a block "alloc'd" by the malloc in per_block_slab_new,
+ *     never as one "free'd" by pool_free, and no leak of a block is ever
+ *     reported (the record holds every block's address).
  * The README's "How we got here" has the figures.
  */
 #include "pool_internal.h"
