@@ -87,6 +87,7 @@ static void region_start(bump_t *b, void *mem, size_t size, bool owns)
     b->high_water = 0;
     b->allocations = 0;
     b->requested = 0;
+    b->generation = 0;
     b->owns_memory = owns;
     track_mem_noaccess(b->base, b->capacity);
     track_pool_create(b->base, 0, 0);
@@ -201,11 +202,13 @@ void bump_reset(bump_t *b)
     release_above(b, 0);
     b->allocations = 0;
     b->requested = 0;
+    b->generation++; /* every mark made so far is stale */
 }
 
 bump_mark_t bump_mark(const bump_t *b)
 {
-    bump_mark_t m = {b->base, b->offset, b->allocations, b->requested};
+    bump_mark_t m = {b->base, b->generation, b->offset, b->allocations,
+                     b->requested};
     return m;
 }
 
@@ -214,10 +217,13 @@ void bump_rewind(bump_t *b, bump_mark_t m)
     if (m.base != b->base)
         alloc_fatal(STAGE, "bump_rewind", m.base,
                     "mark belongs to another region");
+    if (m.generation != b->generation)
+        alloc_fatal(STAGE, "bump_rewind", b->base + m.offset,
+                    "mark is older than the last reset");
     if (m.offset > b->offset)
         alloc_fatal(STAGE, "bump_rewind", b->base + m.offset,
-                    "mark is past the current offset (rewound over it, or "
-                    "reset since it was made)");
+                    "mark is past the current offset (an outer rewind "
+                    "passed it)");
     release_above(b, m.offset);
     b->allocations = m.allocations;
     b->requested = m.requested;

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* The alignment of bump_alloc(): enough for any C object (max_align_t). */
@@ -36,12 +37,15 @@ typedef struct bump {
     size_t allocations;  /* blocks handed out since init, reset or rewind */
     size_t requested;    /* bytes those blocks asked for: offset - requested
                             is what alignment and redzones cost */
+    uint64_t generation; /* resets since init: a mark made before the last
+                            reset carries an older one, and is refused */
     bool owns_memory;    /* region came from mmap: bump_destroy unmaps it */
 } bump_t;
 
 /* A saved position; bump_rewind() goes back to it. Cheap to copy. */
 typedef struct bump_mark {
     const unsigned char *base; /* the region it belongs to (checked) */
+    uint64_t generation;       /* the region's generation then (checked) */
     size_t offset, allocations, requested;
 } bump_mark_t;
 
@@ -90,10 +94,11 @@ bump_mark_t bump_mark(const bump_t *b);
 
 /*
  * Frees every block allocated since mark `m`. Marks nest like a stack:
- * rewinding to an outer mark also discards the inner ones. A mark from
- * another region, or one that is past the current offset (already rewound
- * over, or the region was reset since), is a caller bug: it is reported
- * and the program stops.
+ * rewinding to an outer mark also discards the inner ones. A stale mark is a
+ * caller bug, reported before the program stops: one from another region,
+ * one made before the last reset (always caught), one past the current
+ * offset (an outer rewind passed it; caught only while the offset is still
+ * below it, see bump.c).
  */
 void bump_rewind(bump_t *b, bump_mark_t m);
 

@@ -279,6 +279,18 @@ static void rewind_past_offset(void *arg)
     bump_rewind(&b, inner); /* the reset already went below this mark */
 }
 
+static void rewind_to_passed_inner_mark(void *arg)
+{
+    (void)arg;
+    bump_t b;
+    bump_init(&b, buffer, sizeof buffer);
+    bump_mark_t outer = bump_mark(&b);
+    (void)bump_alloc(&b, 30);
+    bump_mark_t inner = bump_mark(&b);
+    bump_rewind(&b, outer); /* discards inner; the offset is below it */
+    bump_rewind(&b, inner);
+}
+
 static void rewind_other_region(void *arg)
 {
     (void)arg;
@@ -290,11 +302,55 @@ static void rewind_other_region(void *arg)
     bump_rewind(&b, m);
 }
 
+/* The case a check of the offset alone lets through: after the reset, the
+ * offset grows past the mark again, so the mark looks in range. */
+static void rewind_after_reset_and_regrowth(void *arg)
+{
+    (void)arg;
+    bump_t b;
+    bump_init(&b, buffer, sizeof buffer);
+    (void)bump_alloc(&b, 30);
+    bump_mark_t m = bump_mark(&b);
+    bump_reset(&b);
+    (void)bump_alloc(&b, 500); /* the offset is past m's again */
+    bump_rewind(&b, m);
+}
+
 static void test_rewind_misuse_is_reported(void)
 {
     CHECK_ABORTS(rewind_past_offset, NULL, "01-bump: bump_rewind(0x");
-    CHECK_ABORTS(rewind_past_offset, NULL, "mark is past the current offset");
+    CHECK_ABORTS(rewind_past_offset, NULL, "mark is older than the last reset");
+    CHECK_ABORTS(rewind_after_reset_and_regrowth, NULL,
+                 "01-bump: bump_rewind(0x");
+    CHECK_ABORTS(rewind_after_reset_and_regrowth, NULL,
+                 "mark is older than the last reset");
+    CHECK_ABORTS(rewind_to_passed_inner_mark, NULL,
+                 "mark is past the current offset");
     CHECK_ABORTS(rewind_other_region, NULL, "mark belongs to another region");
+}
+
+/* A mark made after resets works as any other: the count of resets is the
+ * region's, and a new mark takes the current one. */
+static void test_marks_after_resets_still_work(void)
+{
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, PAGE) == 0);
+    for (int round = 0; round < 3; round++) {
+        (void)bump_alloc(&b, 40);
+        bump_reset(&b);
+    }
+    (void)bump_alloc(&b, 10);
+    bump_stats_t at_mark = bump_stats(&b);
+    bump_mark_t m = bump_mark(&b);
+    for (int round = 0; round < 3; round++) { /* one mark, many rewinds */
+        (void)bump_alloc(&b, 500);
+        bump_rewind(&b, m);
+        CHECK_EQ(bump_stats(&b).used, at_mark.used);
+        CHECK_EQ(bump_stats(&b).allocations, 1);
+        CHECK_EQ(bump_stats(&b).requested, 10);
+    }
+    CHECK(bump_check(&b));
+    bump_destroy(&b);
 }
 
 /* ---- The checker and the drawing ---- */
@@ -491,6 +547,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_mark_rewind_restores_position_and_stats);
     RUN_TEST(test_marks_nest);
     RUN_TEST(test_rewind_misuse_is_reported);
+    RUN_TEST(test_marks_after_resets_still_work);
     RUN_TEST(test_check_catches_broken_regions);
     RUN_TEST(test_dump_draws_the_region);
     RUN_TEST(test_random_ops_keep_invariants);
