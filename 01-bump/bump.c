@@ -174,9 +174,11 @@ void *bump_alloc(bump_t *b, size_t size)
 
 void *bump_alloc_aligned(bump_t *b, size_t size, size_t align)
 {
-    /* An alignment above the page size could not be promised for a region
-     * that starts at a page boundary, and is almost always a bug. */
-    if (!is_power_of_two(align) || align > os_page_size()) {
+    /* Any power of two: it is the address that is aligned, so the padding
+     * (up to align - 1 bytes) is all an alignment costs, and the fit test
+     * refuses with ENOMEM an alignment whose padding the region cannot
+     * hold. */
+    if (!is_power_of_two(align)) {
         errno = EINVAL;
         return NULL;
     }

@@ -81,8 +81,9 @@ void bump_destroy(bump_t *b);
 void *bump_alloc(bump_t *b, size_t size);
 
 /*
- * The same with an explicit alignment: a power of two from 1 to the OS page
- * size. Any other alignment gives NULL with errno = EINVAL.
+ * The same with an explicit alignment: any power of two (above the page size
+ * too; the padding it needs must fit, or NULL with errno = ENOMEM). Any other
+ * alignment gives NULL with errno = EINVAL.
  */
 void *bump_alloc_aligned(bump_t *b, size_t size, size_t align);
 

@@ -194,11 +194,41 @@ static void test_alloc_aligned_every_power_of_two(void)
     bump_destroy(&b);
 }
 
+/* The address is what is aligned, so an alignment above the page size works
+ * as any other: the block lands on the next multiple, whatever the region's
+ * own alignment. */
+static void test_alloc_aligned_above_the_page_size(void)
+{
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, 64 * PAGE) == 0);
+    for (size_t align = 2 * PAGE; align <= 16 * PAGE; align *= 2) {
+        (void)bump_alloc(&b, 1); /* disturb the alignment */
+        void *p = bump_alloc_aligned(&b, 100, align);
+        REQUIRE(p != NULL);
+        CHECK(is_aligned(p, align));
+    }
+    CHECK(bump_check(&b));
+    /* An alignment whose padding cannot fit: ENOMEM, nothing consumed. The
+     * next multiple of 2^62 or 2^63 above a user address is 2^62 or 2^63
+     * itself, far past any region (user addresses are below 2^57). */
+    size_t huge[] = {(SIZE_MAX >> 2) + 1, (SIZE_MAX >> 1) + 1};
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        (void)bump_alloc(&b, 1);
+        bump_stats_t before = bump_stats(&b);
+        errno = 0;
+        CHECK_NULL(bump_alloc_aligned(&b, 1, huge[i]));
+        CHECK_INT_EQ(errno, ENOMEM);
+        CHECK_EQ(bump_stats(&b).used, before.used);
+        CHECK_EQ(bump_stats(&b).allocations, before.allocations);
+    }
+    bump_destroy(&b);
+}
+
 static void test_alloc_aligned_rejects_bad_alignment(void)
 {
     bump_t b;
     REQUIRE(bump_init_mmap(&b, PAGE) == 0);
-    size_t bad[] = {0, 3, 24, 48, PAGE * 2, SIZE_MAX, (SIZE_MAX >> 1) + 1};
+    size_t bad[] = {0, 3, 24, 48, PAGE + 16, SIZE_MAX, (SIZE_MAX >> 1) + 3};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         errno = 0;
         CHECK_NULL(bump_alloc_aligned(&b, 8, bad[i]));
@@ -542,6 +572,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_alloc_until_full_then_smaller_fits);
     RUN_TEST(test_huge_sizes_do_not_wrap);
     RUN_TEST(test_alloc_aligned_every_power_of_two);
+    RUN_TEST(test_alloc_aligned_above_the_page_size);
     RUN_TEST(test_alloc_aligned_rejects_bad_alignment);
     RUN_TEST(test_reset_frees_everything);
     RUN_TEST(test_mark_rewind_restores_position_and_stats);
