@@ -121,17 +121,23 @@ int bump_init_mmap(bump_t *b, size_t size)
     return 0;
 }
 
+/* Like every free of the series, leaves errno as it found it: munmap can
+ * fail (at the limit on the number of mappings), and a caller that checks
+ * errno after its own calls must not see ours. A refused munmap leaves the
+ * mapping in place; there is nothing better to do with it. */
 void bump_destroy(bump_t *b)
 {
+    int saved_errno = errno;
     track_pool_destroy(b->base);
     if (b->owns_memory) {
-        munmap(b->base, b->capacity);
+        (void)munmap(b->base, b->capacity);
     } else {
         /* The caller's buffer is the caller's again: accessible, contents
          * undefined (the blocks in it are dead). */
         track_mem_undefined(b->base, b->capacity);
     }
     memset(b, 0, sizeof *b);
+    errno = saved_errno;
 }
 
 /* ---- Allocating: the fast path ---- */

@@ -6,12 +6,14 @@
  */
 #include "bump.h"
 #include "conform.h"
+#include "fault.h"
 #include "test.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define PAGE ((size_t)sysconf(_SC_PAGESIZE))
@@ -83,6 +85,62 @@ static void test_init_mmap_refuses_impossible_sizes(void)
         CHECK_INT_EQ(bump_init_mmap(&b, sizes[i]), -1);
         CHECK_INT_EQ(errno, ENOMEM);
     }
+}
+
+static void test_init_mmap_says_enomem_when_the_os_refuses(void)
+{
+    bump_t b;
+    fault_arm(FAULT_MMAP, 0, 1);
+    errno = 0;
+    CHECK_INT_EQ(bump_init_mmap(&b, PAGE), -1);
+    CHECK_INT_EQ(errno, ENOMEM);
+    CHECK_EQ(fault_failed(FAULT_MMAP), 1);
+    fault_disarm();
+}
+
+/* Ending a region is a free: it leaves errno as it found it, even when the
+ * OS refuses to take the pages back (munmap fails at the limit on the
+ * number of mappings, for one). */
+static void test_destroy_keeps_errno_when_munmap_fails(void)
+{
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, 4 * PAGE) == 0);
+    (void)bump_alloc(&b, 100);
+    void *base = b.base;
+    size_t capacity = b.capacity;
+    fault_arm(FAULT_MUNMAP, 0, 1);
+    errno = 1234;
+    bump_destroy(&b);
+    CHECK_INT_EQ(errno, 1234);
+    CHECK_EQ(fault_failed(FAULT_MUNMAP), 1); /* the failing path ran */
+    fault_disarm();
+    CHECK_INT_EQ(munmap(base, capacity), 0); /* what the refusal left */
+    /* and when munmap works, errno is left alone too */
+    REQUIRE(bump_init_mmap(&b, PAGE) == 0);
+    errno = 4321;
+    bump_destroy(&b);
+    CHECK_INT_EQ(errno, 4321);
+}
+
+/* A reset keeps the region's pages: it is the reuse of pages already
+ * touched that makes a region reused across requests fast. So it makes no
+ * call to the OS at all, and leaves errno alone. */
+static void test_reset_keeps_pages_and_errno(void)
+{
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, 4 * PAGE) == 0);
+    (void)bump_alloc(&b, 3 * PAGE);
+    bump_mark_t m = bump_mark(&b);
+    (void)bump_alloc(&b, 100);
+    fault_disarm(); /* counters to 0, nothing fails */
+    errno = 1234;
+    bump_rewind(&b, m);
+    bump_reset(&b);
+    CHECK_INT_EQ(errno, 1234);
+    CHECK_EQ(fault_calls(FAULT_MUNMAP), 0);
+    CHECK_EQ(fault_calls(FAULT_MADVISE), 0);
+    CHECK_EQ(fault_calls(FAULT_MMAP), 0);
+    bump_destroy(&b);
 }
 
 /* ---- Allocating ---- */
@@ -566,6 +624,9 @@ int main(int argc, char **argv)
     RUN_TEST(test_init_rejects_bad_arguments);
     RUN_TEST(test_init_mmap_rounds_to_pages);
     RUN_TEST(test_init_mmap_refuses_impossible_sizes);
+    RUN_TEST(test_init_mmap_says_enomem_when_the_os_refuses);
+    RUN_TEST(test_destroy_keeps_errno_when_munmap_fails);
+    RUN_TEST(test_reset_keeps_pages_and_errno);
     RUN_TEST(test_alloc_aligns_in_unaligned_buffer);
     RUN_TEST(test_blocks_follow_each_other);
     RUN_TEST(test_alloc_zero_gives_unique_pointers);
