@@ -4,8 +4,8 @@
  * bump_check() catches a broken region, and the conformance suite in its
  * no-free mode.
  */
-#include "bump.h"
 #include "annotate.h" /* TRACK_ENABLED: is a memory tool watching? */
+#include "bump.h"
 #include "conform.h"
 #include "fault.h"
 #include "test.h"
@@ -258,8 +258,8 @@ static void test_alloc_until_full_then_the_rest_fits(void)
      * block, then its redzone. One byte more does not fit; exactly that
      * fits, and fills the region to its last byte. */
     size_t left = FILL_CAPACITY - before.used;
-    size_t pad = (size_t)(-(uintptr_t)(buffer + before.used) &
-                          (BUMP_DEFAULT_ALIGN - 1));
+    size_t pad =
+        (size_t)(-(uintptr_t)(buffer + before.used) & (BUMP_DEFAULT_ALIGN - 1));
     REQUIRE(left > pad + REDZONE); /* the setup leaves room, every build */
     size_t rest = left - pad - REDZONE;
     CHECK_LT(rest, 100);
@@ -528,32 +528,131 @@ static void test_check_catches_broken_regions(void)
     bump_destroy(&b);
 }
 
+/* Checked builds record where blocks are, and the checker holds the record
+ * against the counters: what a release build cannot see. */
+static void test_check_catches_a_broken_record(void)
+{
+#ifndef ALLOC_DEBUG
+    test_skip("checked builds only: release builds record no block places");
+#else
+    bump_t b;
+    REQUIRE(bump_init_mmap(&b, PAGE) == 0);
+    (void)bump_alloc(&b, 100);
+    (void)bump_alloc(&b, 50);
+    REQUIRE(bump_check(&b));
+    bump_t bad = b;
+    bad.recorded[1].start = bad.recorded[0].start + 10; /* overlaps A */
+    CHECK(!bump_check(&bad));
+    bad = b;
+    bad.recorded[1].size = 0;
+    CHECK(!bump_check(&bad));
+    bad = b;
+    bad.recorded[1].size = bad.offset; /* past the offset */
+    CHECK(!bump_check(&bad));
+    bad = b;
+    bad.requested -= 1; /* not what the blocks asked for */
+    CHECK(!bump_check(&bad));
+    bad = b;
+    bad.allocations = 1; /* one block forgotten: the offset is past A */
+    CHECK(!bump_check(&bad));
+    CHECK(bump_check(&b));
+    bump_destroy(&b);
+#endif
+}
+
+/* bump_dump's output for `b`, in `out`. */
+static void dump_to(const bump_t *b, char *out, size_t size)
+{
+    memset(out, 0, size);
+    FILE *f = fmemopen(out, size - 1, "w");
+    if (f == NULL)
+        return;
+    bump_dump(b, f);
+    fclose(f);
+}
+
+/* The cells of the drawing's first row: what is between "0 |" and "|". */
+static size_t first_row(const char *out, char *row, size_t size)
+{
+    const char *bar = strstr(out, "0 |");
+    size_t n = 0;
+    if (bar != NULL)
+        for (bar += 3; *bar != '|' && *bar != '\0' && n + 1 < size; bar++)
+            row[n++] = *bar;
+    row[n] = '\0';
+    return n;
+}
+
+/* The row with each run of equal cells cut to one, redzones left out: the
+ * order of what the region holds, whatever the build. */
+static void runs_of(const char *row, char *runs)
+{
+    size_t n = 0;
+    for (const char *c = row; *c; c++)
+        if (*c != 'r' && (n == 0 || runs[n - 1] != *c))
+            runs[n++] = *c;
+    runs[n] = '\0';
+}
+
 static void test_dump_draws_the_region(void)
 {
     bump_t b;
     REQUIRE(bump_init(&b, buffer, 4096) == 0);
-    (void)bump_alloc(&b, 1000);
+    (void)bump_alloc(&b, 900);
     bump_mark_t m = bump_mark(&b);
     (void)bump_alloc(&b, 1000);
     bump_rewind(&b, m);
-    char out[1024] = {0};
-    FILE *f = fmemopen(out, sizeof out - 1, "w");
-    REQUIRE(f != NULL);
-    bump_dump(&b, f);
-    fclose(f);
+    char out[2048], row[80] = {0}, runs[80] = {0};
+    dump_to(&b, out, sizeof out);
     CHECK(strstr(out, "4096 B capacity") != NULL);
     CHECK(strstr(out, "1 block") != NULL);
-    /* in use, then released up to the high-water mark, then never used */
-    const char *bar = strstr(out, "|#");
-    REQUIRE(bar != NULL);
-    const char *colon = strchr(bar, ':');
-    const char *dot = strchr(bar, '.');
-    CHECK(colon != NULL && dot != NULL && colon < dot);
-    size_t hashes = strspn(bar + 1, "#");
-    size_t colons = strspn(bar + 1 + hashes, ":");
-    CHECK(hashes >= 14 && hashes <= 17); /* ~1000 of 4096 B, 64 cells */
-    CHECK(colons >= 14 && colons <= 17);
+    /* 16 B a cell, 64 cells a row: the first row is bytes 0..1023. The
+     * block (900 B, and a redzone in annotated builds), then released
+     * bytes up to the high-water mark, which is in the second row. */
+    REQUIRE(first_row(out, row, sizeof row) == 64);
+    size_t in_use = strspn(row, "A#");
+    CHECK(in_use == 57); /* 900 / 16 = 56.25: the block's 57 cells */
+    runs_of(row, runs);
+    CHECK(strcmp(runs, "A:") == 0 || strcmp(runs, "#:") == 0);
+    CHECK(strstr(out, "\n      1024 |:") != NULL);
+    CHECK(strstr(out, "\n      3072 |....") != NULL);
     bump_destroy(&b);
+}
+
+/* The drawing the demo relies on: each block its own letter, the padding
+ * between them, recorded in checked builds only. */
+static void test_dump_shows_blocks_and_padding(void)
+{
+#ifndef ALLOC_DEBUG
+    test_skip("checked builds only: release builds record no block places");
+#else
+    static _Alignas(256) unsigned char region[4096];
+    bump_t b;
+    REQUIRE(bump_init(&b, region, sizeof region) == 0);
+    (void)bump_alloc(&b, 12);
+    (void)bump_alloc(&b, 400);
+    (void)bump_alloc_aligned(&b, 200, 256);
+    char out[2048], row[80] = {0}, runs[80] = {0};
+    dump_to(&b, out, sizeof out);
+    REQUIRE(first_row(out, row, sizeof row) == 64);
+    runs_of(row, runs);
+    CHECK(strcmp(runs, "AB-C.") == 0); /* padding before C, not before B */
+    CHECK_EQ(strspn(row, "A"), 1);     /* 12 B: one cell */
+    /* C is at +512, after B (400 B at +16 or +32) and its redzone */
+    CHECK(row[512 / 16] == 'C' && row[512 / 16 - 1] == '-');
+    CHECK(strstr(out, "A 12 B at +0") != NULL);
+    CHECK(strstr(out, "C 200 B at +512 after") != NULL);
+    /* the record follows rewinds: only the blocks still live are drawn */
+    bump_mark_t m = bump_mark(&b);
+    (void)bump_alloc(&b, 100);
+    dump_to(&b, out, sizeof out);
+    CHECK(strstr(out, "D 100 B at") != NULL);
+    bump_rewind(&b, m);
+    dump_to(&b, out, sizeof out);
+    CHECK(strstr(out, "D 100 B at") == NULL);
+    CHECK(bump_check(&b));
+    bump_destroy(&b);
+#endif
 }
 
 /* ---- A randomized run, checked after every operation ---- */
@@ -700,7 +799,9 @@ int main(int argc, char **argv)
     RUN_TEST(test_rewind_misuse_is_reported);
     RUN_TEST(test_marks_after_resets_still_work);
     RUN_TEST(test_check_catches_broken_regions);
+    RUN_TEST(test_check_catches_a_broken_record);
     RUN_TEST(test_dump_draws_the_region);
+    RUN_TEST(test_dump_shows_blocks_and_padding);
     RUN_TEST(test_random_ops_keep_invariants);
     conform_run(&bump_ops);
     return test_finish();
