@@ -1,8 +1,10 @@
 /*
- * test_bump.c: unit tests of every bump_* function and error path, a
- * randomized run with bump_check() after every operation, proof that
- * bump_check() catches a broken region, and the conformance suite in its
- * no-free mode.
+ * test_bump.c: unit tests of every bump_* function and error path (the OS's
+ * refusals included, made on purpose with common/fault.h), exact placement
+ * of every block against the README's contract, every stale mark that is
+ * reported, a randomized run with bump_check() after every operation, proof
+ * that bump_check() catches a broken region, and the conformance suite in
+ * its no-free mode.
  */
 #include "annotate.h" /* TRACK_ENABLED: is a memory tool watching? */
 #include "bump.h"
