@@ -96,10 +96,12 @@ bool bump_check(const bump_t *b)
 #define DUMP_CELLS 256
 #define DUMP_ROW   64
 
+#ifdef ALLOC_DEBUG
 // clang-format off
 static const char LETTERS[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef";
 // clang-format on
 _Static_assert(sizeof LETTERS - 1 == BUMP_RECORDED, "a letter a block");
+#endif
 
 /* What byte x of the region holds, as its character in the drawing; *end is
  * where the run of bytes of that kind ends. */
