@@ -49,7 +49,7 @@ int main(void)
     }
     say("", "03-pool-mmap: pools of blocks of one size each, cut from "
             "pages that come from mmap.");
-    step("a new allocator: one root page holds it; no pool, no chunk yet", a);
+    step("a new allocator: one root page holds it; no pool, no slab yet", a);
 
     char *name = pp_alloc(a, 200);
     strcpy(name, "hello, pages");
@@ -64,7 +64,7 @@ int main(void)
     uintptr_t page_mask = ~(uintptr_t)(pp_stats(a).page_size - 1);
     printf("\nname = %p; name & ~(page - 1) = %p:\n", (void *)name,
            (void *)((uintptr_t)name & page_mask));
-    say("", "the chunk's header, found without a search, which is how "
+    say("", "the slab's header, found without a search, which is how "
             "pp_free finds the pool of a block.");
 
     pp_free(a, rec[1]);
@@ -112,9 +112,9 @@ int main(void)
     pp_trim(a);
     s = pp_stats(a);
     snprintf(line, sizeof line,
-             "all freed and trimmed: %zu chunks, %zu B mapped (the root "
+             "all freed and trimmed: %zu slabs, %zu B mapped (the root "
              "pages); %zu mmap and %zu munmap calls in all.",
-             s.chunks, s.mapped, s.maps, s.unmaps);
+             s.slabs, s.mapped, s.maps, s.unmaps);
     say("", line);
     printf("pp_check: %s\n", pp_check(a) ? "sound" : pp_check_failure());
     pp_destroy(a);

@@ -11,37 +11,37 @@
  *      handles any size.
  *   2. Class: k = ceil(n / 16); the pool is pool_of_class[k], one load.
  *   3. Pop the first block of the pool's free list, and count it out in
- *      its chunk's header, found by masking the block's address.
+ *      its slab's header, found by masking the block's address.
  *   Slow path, only when step 2 or 3 finds nothing:
  *   4. No pool yet for the class: write its header in the last root page,
  *      chaining a new root page when that one is full.
- *   5. An empty free list: map a new page, write its chunk header, thread
+ *   5. An empty free list: map a new page, write its slab header, thread
  *      its blocks onto the pool's free list and add its address to the
- *      chunk set.
+ *      slab set.
  *
  * Freeing block p:
- *   1. Chunk: p & ~(page - 1), no load at all.
- *   2. Checked builds only: is that page one of our chunks (asked of the
- *      chunk set, so a foreign pointer is reported without touching a page
+ *   1. Slab: p & ~(page - 1), no load at all.
+ *   2. Checked builds only: is that page one of our slabs (asked of the
+ *      slab set, so a foreign pointer is reported without touching a page
  *      that may not be mapped)? Is p a block's start? Is its live bit set
  *      (else: double free)? Then the block waits in a small FIFO, the
  *      quarantine, and the oldest block there is freed instead.
  *   3. Push the block on the pool's free list and count it back in its
- *      chunk. A chunk with no block out is a spare: still mapped, its
+ *      slab. A slab with no block out is a spare: still mapped, its
  *      blocks still on the free list, ready for the next alloc.
- *   4. When the spares outnumber 1 + a quarter of the chunks in use,
+ *   4. When the spares outnumber 1 + a quarter of the slabs in use,
  *      sweep: take the blocks of the spares beyond 1 + an eighth of the
- *      chunks in use off the free list (one walk of the list) and give
- *      their pages back to the OS. With no chunk in use, one spare stays.
+ *      slabs in use off the free list (one walk of the list) and give
+ *      their pages back to the OS. With no slab in use, one spare stays.
  *
- * Why one free list per pool, mixing the blocks of all its chunks (stage
- * 02's list, over pages now), and not one per chunk: with a list per chunk,
- * a pool in steady churn has its few free blocks spread one per chunk, and
- * every alloc and free moves a chunk between a "has room" and a "full"
+ * Why one free list per pool, mixing the blocks of all its slabs (stage
+ * 02's list, over pages now), and not one per slab: with a list per slab,
+ * a pool in steady churn has its few free blocks spread one per slab, and
+ * every alloc and free moves a slab between a "has room" and a "full"
  * list (measured: two moves per alloc/free pair, half the time spent). One
  * list needs no moves. The price is paid when pages go back: a sweep walks
- * the whole free list. It runs only once many chunks are empty, and gives
- * back an eighth of the chunks in use at least, so its cost spreads over
+ * the whole free list. It runs only once many slabs are empty, and gives
+ * back an eighth of the slabs in use at least, so its cost spreads over
  * the many frees that emptied them; the spares it keeps spare a pool that
  * churns at the edge of a page from mapping and unmapping pages on every
  * call (on this project's VM a munmap costs ~100 us: it flushes the TLB).
@@ -52,7 +52,7 @@
  * to a multiple of 16 (up to 15 bytes lost a block: half of a 17-byte
  * request); each page loses its header (80 B with 4 KB pages) and what is
  * left after its last block; each pool header costs 64 B in a root page;
- * the chunk set 16 B a page; up to a quarter of a pool's pages may sit
+ * the slab set 16 B a page; up to a quarter of a pool's pages may sit
  * idle as spares.
  *
  * Deliberately left out: requests above a quarter of a page (stage 04 has
@@ -63,7 +63,7 @@
  *
  * The layout is drawn in pagepool.h, above the structures it describes.
  *
- * Memory-tool annotations: every chunk is no-access as soon as it is
+ * Memory-tool annotations: every slab is no-access as soon as it is
  * mapped; only its header is opened. pp_alloc tells the tool about a block
  * as its last act (Valgrind MALLOCLIKE, ASan unpoison), pp_free as soon as
  * the block is known valid. The free-list link inside a free block is
@@ -166,17 +166,17 @@ static void pp_unmap(pp_allocator_t *a, void *p, size_t bytes)
     a->unmaps++;
 }
 
-/* ---- The chunk set: which pages are ours -----------------------------------
+/* ---- The slab set: which pages are ours -----------------------------------
  */
 
 /*
  * Masking a pointer gives the page it lies in, but is that page one of our
- * chunks? Reading a magic number from it would crash if the page is not
- * mapped (a stale pointer into a chunk we gave back, a random integer). So
- * the addresses of our chunks are kept in a hash set of their own: open
+ * slabs? Reading a magic number from it would crash if the page is not
+ * mapped (a stale pointer into a slab we gave back, a random integer). So
+ * the addresses of our slabs are kept in a hash set of their own: open
  * addressing, linear probing, at most half full, so a lookup reads one or
- * two slots on average. Cost: 16 bytes of set per chunk of 4096 bytes (0.4%
- * of the footprint), one mapping that doubles and halves as chunks come and
+ * two slots on average. Cost: 16 bytes of set per slab of 4096 bytes (0.4%
+ * of the footprint), one mapping that doubles and halves as slabs come and
  * go, and, on each checked free, a multiply and a probe.
  */
 
@@ -187,30 +187,30 @@ static size_t set_bytes(const pp_allocator_t *a)
 
 /* Fibonacci hashing: multiply the page number by 2^64 / golden ratio and
  * keep the top bits, which depend on every bit of the page number. */
-static size_t set_home(const pp_allocator_t *a, uintptr_t chunk)
+static size_t set_home(const pp_allocator_t *a, uintptr_t slab)
 {
-    uint64_t page_number = (uint64_t)chunk >> a->page_shift;
+    uint64_t page_number = (uint64_t)slab >> a->page_shift;
     return (size_t)((page_number * 0x9E3779B97F4A7C15u) >> a->set_shift);
 }
 
-static bool set_contains(const pp_allocator_t *a, uintptr_t chunk)
+static bool set_contains(const pp_allocator_t *a, uintptr_t slab)
 {
     if (a->set_cap == 0)
         return false;
-    for (size_t i = set_home(a, chunk);; i = (i + 1) & (a->set_cap - 1)) {
-        if (a->set[i] == chunk)
+    for (size_t i = set_home(a, slab);; i = (i + 1) & (a->set_cap - 1)) {
+        if (a->set[i] == slab)
             return true;
         if (a->set[i] == 0)
             return false;
     }
 }
 
-static void set_insert_unchecked(pp_allocator_t *a, uintptr_t chunk)
+static void set_insert_unchecked(pp_allocator_t *a, uintptr_t slab)
 {
-    size_t i = set_home(a, chunk);
+    size_t i = set_home(a, slab);
     while (a->set[i] != 0)
         i = (i + 1) & (a->set_cap - 1);
-    a->set[i] = chunk;
+    a->set[i] = slab;
     a->set_count++;
 }
 
@@ -240,7 +240,7 @@ static bool set_resize(pp_allocator_t *a, size_t cap)
     return true;
 }
 
-/* Makes room for one more chunk address: grows the set before it would be
+/* Makes room for one more slab address: grows the set before it would be
  * more than half full. False (errno = ENOMEM) if it cannot. */
 static bool set_reserve(pp_allocator_t *a)
 {
@@ -251,16 +251,16 @@ static bool set_reserve(pp_allocator_t *a)
 }
 
 /*
- * Removes a chunk address. Linear probing cannot just empty the slot: a key
+ * Removes a slab address. Linear probing cannot just empty the slot: a key
  * further along the same run would become unreachable. So the keys after
  * the hole move back into it when their home is not between the hole and
  * where they sit (Knuth's algorithm R), and no tombstone is needed.
  */
-static void set_remove(pp_allocator_t *a, uintptr_t chunk)
+static void set_remove(pp_allocator_t *a, uintptr_t slab)
 {
     size_t mask = a->set_cap - 1;
-    size_t hole = set_home(a, chunk);
-    while (a->set[hole] != chunk)
+    size_t hole = set_home(a, slab);
+    while (a->set[hole] != slab)
         hole = (hole + 1) & mask;
     for (size_t j = (hole + 1) & mask; a->set[j] != 0; j = (j + 1) & mask) {
         size_t home = set_home(a, a->set[j]);
@@ -276,7 +276,7 @@ static void set_remove(pp_allocator_t *a, uintptr_t chunk)
     a->set[hole] = 0;
     a->set_count--;
     /* Shrink when 1/8 full (so that a grow is far off), and give the
-     * mapping back when no chunk is left. A failed shrink changes nothing. */
+     * mapping back when no slab is left. A failed shrink changes nothing. */
     if (a->set_count == 0)
         set_resize(a, 0);
     else if (8 * a->set_count < a->set_cap &&
@@ -284,28 +284,28 @@ static void set_remove(pp_allocator_t *a, uintptr_t chunk)
         set_resize(a, a->set_cap / 2);
 }
 
-/* ---- Chunks and their blocks --------------------------------------------- */
+/* ---- Slabs and their blocks --------------------------------------------- */
 
-static pp_chunk_t *chunk_from(const pp_allocator_t *a, const void *p)
+static pp_slab_t *slab_from(const pp_allocator_t *a, const void *p)
 {
-    return (pp_chunk_t *)((uintptr_t)p & a->page_mask);
+    return (pp_slab_t *)((uintptr_t)p & a->page_mask);
 }
 
-static pp_free_t *block_at(const pp_pool_t *pool, pp_chunk_t *c, uint32_t i)
+static pp_free_t *block_at(const pp_pool_t *pool, pp_slab_t *c, uint32_t i)
 {
     return (pp_free_t *)((unsigned char *)c + pool->first +
                          (size_t)i * pool->stride);
 }
 
 /* The index of a block known to be on a block boundary of c. */
-static uint32_t block_index(const pp_pool_t *pool, const pp_chunk_t *c,
+static uint32_t block_index(const pp_pool_t *pool, const pp_slab_t *c,
                             const void *p)
 {
     uint32_t offset = (uint32_t)((uintptr_t)p - (uintptr_t)c - pool->first);
     return offset / (uint32_t)pool->stride;
 }
 
-static bool bit_get(const pp_chunk_t *c, uint32_t i)
+static bool bit_get(const pp_slab_t *c, uint32_t i)
 {
     return (c->live_map[i / 64] >> (i % 64)) & 1u;
 }
@@ -328,26 +328,26 @@ static void link_write(pp_free_t *block, pp_free_t *next)
     track_mem_noaccess(block, sizeof *block);
 }
 
-/* The pool's list of chunks, doubly linked so a chunk leaves in O(1). */
-static void chunk_link(pp_pool_t *pool, pp_chunk_t *c)
+/* The pool's list of slabs, doubly linked so a slab leaves in O(1). */
+static void slab_link(pp_pool_t *pool, pp_slab_t *c)
 {
     c->prev = NULL;
-    c->next = pool->chunks;
-    if (pool->chunks != NULL)
-        pool->chunks->prev = c;
-    pool->chunks = c;
-    pool->nchunks++;
+    c->next = pool->slabs;
+    if (pool->slabs != NULL)
+        pool->slabs->prev = c;
+    pool->slabs = c;
+    pool->nslabs++;
 }
 
-static void chunk_unlink(pp_pool_t *pool, pp_chunk_t *c)
+static void slab_unlink(pp_pool_t *pool, pp_slab_t *c)
 {
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
-        pool->chunks = c->next;
+        pool->slabs = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    pool->nchunks--;
+    pool->nslabs--;
 }
 
 /* ---- Allocating: the fast path ------------------------------------------- */
@@ -357,7 +357,7 @@ static pp_free_t *block_take(const pp_allocator_t *a, pp_pool_t *pool)
 {
     pp_free_t *block = pool->free;
     pool->free = link_read(block);
-    pp_chunk_t *c = chunk_from(a, block);
+    pp_slab_t *c = slab_from(a, block);
     if (c->used++ == 0) /* a spare is in use again */
         pool->nspares--;
 #if PP_CHECKED
@@ -381,7 +381,7 @@ void *pp_alloc(pp_allocator_t *a, size_t size)
      *    the pool of class 1 once it exists. */
     size_t cls = (size + PP_ALIGN - 1) / PP_ALIGN;
     pp_pool_t *pool = a->pool_of_class[cls];
-    /* 3. Fast path: the pool exists and has a chunk with room. */
+    /* 3. Fast path: the pool exists and has a slab with room. */
     pp_free_t *p;
     if (pool != NULL && pool->free != NULL)
         p = block_take(a, pool);
@@ -426,8 +426,8 @@ static pp_pool_t *pool_create(pp_allocator_t *a, size_t cls)
     pool->nblocks = (uint32_t)((a->page_size - pool->first) / pool->stride);
     pool->cls = (uint32_t)cls;
     pool->free = NULL;
-    pool->chunks = NULL;
-    pool->nchunks = pool->nspares = 0;
+    pool->slabs = NULL;
+    pool->nslabs = pool->nspares = 0;
     a->pool_of_class[cls] = pool;
     if (cls == 1)
         a->pool_of_class[0] = pool; /* size 0 gets a 16-byte block */
@@ -435,15 +435,15 @@ static pp_pool_t *pool_create(pp_allocator_t *a, size_t cls)
     return pool;
 }
 
-/* Step 5: a new chunk for `pool`: one page, its header written, every
+/* Step 5: a new slab for `pool`: one page, its header written, every
  * block no-access, its blocks threaded onto the pool's (empty) free list
  * in address order, its address in the set. Threading touches every block
  * once; the page is touched anyway, since its header lives in it. */
-static pp_chunk_t *chunk_map(pp_allocator_t *a, pp_pool_t *pool)
+static pp_slab_t *slab_map(pp_allocator_t *a, pp_pool_t *pool)
 {
     if (!set_reserve(a)) /* first, so that nothing needs undoing after */
         return NULL;
-    pp_chunk_t *c = pp_map(a, a->page_size);
+    pp_slab_t *c = pp_map(a, a->page_size);
     if (c == NULL)
         return NULL;
     size_t header = a->first_block - PP_REDZONE;
@@ -457,10 +457,10 @@ static pp_chunk_t *chunk_map(pp_allocator_t *a, pp_pool_t *pool)
         link_write(block, pool->free);
         pool->free = block;
     }
-    chunk_link(pool, c);
+    slab_link(pool, c);
     pool->nspares++; /* until block_take counts its first block out */
     set_insert_unchecked(a, (uintptr_t)c);
-    a->nchunks++;
+    a->nslabs++;
     return c;
 }
 
@@ -473,7 +473,7 @@ static PP_SLOW pp_free_t *alloc_slow(pp_allocator_t *a, size_t cls)
     pp_pool_t *pool = a->pool_of_class[cls];
     if (pool == NULL && (pool = pool_create(a, cls)) == NULL)
         return NULL;
-    if (pool->free == NULL && chunk_map(a, pool) == NULL)
+    if (pool->free == NULL && slab_map(a, pool) == NULL)
         return NULL;
     return block_take(a, pool);
 }
@@ -481,24 +481,24 @@ static PP_SLOW pp_free_t *alloc_slow(pp_allocator_t *a, size_t cls)
 /* ---- Freeing ---------------------------------------------------------------
  */
 
-/* A chunk's page goes back to the OS; its blocks are off the free list. */
-static void chunk_unmap(pp_allocator_t *a, pp_pool_t *pool, pp_chunk_t *c)
+/* A slab's page goes back to the OS; its blocks are off the free list. */
+static void slab_unmap(pp_allocator_t *a, pp_pool_t *pool, pp_slab_t *c)
 {
-    chunk_unlink(pool, c);
+    slab_unlink(pool, c);
     set_remove(a, (uintptr_t)c);
-    a->nchunks--;
+    a->nslabs--;
     pp_unmap(a, c, a->page_size);
 }
 
 /*
  * Step 4: gives back every spare of the pool but `keep`. Three walks:
- * mark the doomed chunks, take their blocks off the free list, unmap them.
- * O(chunks + free blocks): paid once per quarter of the pool emptied.
+ * mark the doomed slabs, take their blocks off the free list, unmap them.
+ * O(slabs + free blocks): paid once per quarter of the pool emptied.
  */
 static PP_SLOW void pool_sweep(pp_allocator_t *a, pp_pool_t *pool, size_t keep)
 {
     size_t doomed = 0;
-    for (pp_chunk_t *c = pool->chunks; c != NULL; c = c->next) {
+    for (pp_slab_t *c = pool->slabs; c != NULL; c = c->next) {
         if (c->used == 0 && keep > 0)
             keep--;
         else if (c->used == 0)
@@ -509,7 +509,7 @@ static PP_SLOW void pool_sweep(pp_allocator_t *a, pp_pool_t *pool, size_t keep)
     pp_free_t *prev = NULL;
     for (pp_free_t *f = pool->free; f != NULL;) {
         pp_free_t *next = link_read(f);
-        if (chunk_from(a, f)->doomed) { /* unlink f */
+        if (slab_from(a, f)->doomed) { /* unlink f */
             if (prev != NULL)
                 link_write(prev, next);
             else
@@ -519,31 +519,31 @@ static PP_SLOW void pool_sweep(pp_allocator_t *a, pp_pool_t *pool, size_t keep)
         }
         f = next;
     }
-    for (pp_chunk_t *c = pool->chunks; c != NULL;) {
-        pp_chunk_t *next = c->next; /* read before the page goes */
+    for (pp_slab_t *c = pool->slabs; c != NULL;) {
+        pp_slab_t *next = c->next; /* read before the page goes */
         if (c->doomed) {
-            chunk_unmap(a, pool, c);
+            slab_unmap(a, pool, c);
             pool->nspares--;
         }
         c = next;
     }
 }
 
-/* Step 4's two thresholds, from the chunks in use (with a block out):
+/* Step 4's two thresholds, from the slabs in use (with a block out):
  * a sweep starts above the first and leaves the second, so the next one is
- * an eighth of the pool's frees away. With no chunk in use, one spare. */
+ * an eighth of the pool's frees away. With no slab in use, one spare. */
 static size_t spares_max(const pp_pool_t *pool)
 {
-    return 1 + (pool->nchunks - pool->nspares) / 4;
+    return 1 + (pool->nslabs - pool->nspares) / 4;
 }
 
 static size_t spares_kept(const pp_pool_t *pool)
 {
-    return 1 + (pool->nchunks - pool->nspares) / 8;
+    return 1 + (pool->nslabs - pool->nspares) / 8;
 }
 
 /* Step 3: block p goes back on its pool's free list. */
-static void block_put(pp_allocator_t *a, pp_chunk_t *c, pp_free_t *p)
+static void block_put(pp_allocator_t *a, pp_slab_t *c, pp_free_t *p)
 {
     pp_pool_t *pool = c->pool;
     link_write(p, pool->free);
@@ -554,18 +554,18 @@ static void block_put(pp_allocator_t *a, pp_chunk_t *c, pp_free_t *p)
 
 #if PP_CHECKED
 /*
- * Step 2 (checked builds): the index of live block p in chunk c, or a
+ * Step 2 (checked builds): the index of live block p in slab c, or a
  * report and an abort. `freeing`: the caller is pp_free, so a dead block
- * is a double free. Costs a probe of the chunk set, a division and a bit
+ * is a double free. Costs a probe of the slab set, a division and a bit
  * test: about as much as the whole release-build free.
  */
-static uint32_t block_check(const pp_allocator_t *a, const pp_chunk_t *c,
+static uint32_t block_check(const pp_allocator_t *a, const pp_slab_t *c,
                             const void *p, const char *func, bool freeing)
 {
     if (!set_contains(a, (uintptr_t)c))
         alloc_fatal(STAGE, func, p,
                     "not a block of this allocator (its page is not one of "
-                    "our chunks)");
+                    "our slabs)");
     const pp_pool_t *pool = c->pool;
     /* Unsigned: a pointer into the header wraps around to a huge offset
      * and fails the range test like one past the last block. */
@@ -573,7 +573,7 @@ static uint32_t block_check(const pp_allocator_t *a, const pp_chunk_t *c,
     if (offset >= (uintptr_t)pool->nblocks * pool->stride ||
         (uint32_t)offset % (uint32_t)pool->stride != 0)
         alloc_fatal(STAGE, func, p,
-                    "not the start of a block (misaligned, or in a chunk "
+                    "not the start of a block (misaligned, or in a slab "
                     "header)");
     uint32_t i = (uint32_t)offset / (uint32_t)pool->stride;
     if (!bit_get(c, i))
@@ -587,8 +587,8 @@ static uint32_t block_check(const pp_allocator_t *a, const pp_chunk_t *c,
 #if PP_QUARANTINE
 /* Checked builds: p waits in the FIFO; returns the oldest block if it had
  * to leave to make room, else NULL. A held block is dead (its bit is clear,
- * so a second free is caught) but not reusable, and keeps its chunk. */
-static pp_free_t *quarantine_push(pp_allocator_t *a, pp_chunk_t *c, void *p)
+ * so a second free is caught) but not reusable, and keeps its slab. */
+static pp_free_t *quarantine_push(pp_allocator_t *a, pp_slab_t *c, void *p)
 {
     c->held++;
     if (a->q_count < PP_QUARANTINE) {
@@ -598,7 +598,7 @@ static pp_free_t *quarantine_push(pp_allocator_t *a, pp_chunk_t *c, void *p)
     pp_free_t *out = a->quarantine[a->q_head];
     a->quarantine[a->q_head] = p;
     a->q_head = (a->q_head + 1) % PP_QUARANTINE;
-    chunk_from(a, out)->held--;
+    slab_from(a, out)->held--;
     return out;
 }
 #endif
@@ -607,7 +607,7 @@ void pp_free(pp_allocator_t *a, void *p)
 {
     if (p == NULL)
         return;
-    pp_chunk_t *c = chunk_from(a, p); /* 1. */
+    pp_slab_t *c = slab_from(a, p); /* 1. */
 #if PP_CHECKED
     uint32_t i = block_check(a, c, p, "pp_free", true); /* 2. */
     c->live_map[i / 64] &= ~((uint64_t)1 << (i % 64));
@@ -618,7 +618,7 @@ void pp_free(pp_allocator_t *a, void *p)
     p = quarantine_push(a, c, p);
     if (p == NULL)
         return;
-    c = chunk_from(a, p);
+    c = slab_from(a, p);
 #endif
     block_put(a, c, p); /* 3. */
 }
@@ -653,14 +653,14 @@ pp_allocator_t *pp_create(void)
         a->page_shift++;
     a->max_size = page / 4;
     a->nclasses = nclasses;
-    /* The chunk header with one bit per block (at most page / 16 blocks),
+    /* The slab header with one bit per block (at most page / 16 blocks),
      * rounded to 16, then the leading redzone of block 0. */
     a->first_block =
-        round_up(sizeof(pp_chunk_t) + page / PP_ALIGN / 8, PP_ALIGN) +
+        round_up(sizeof(pp_slab_t) + page / PP_ALIGN / 8, PP_ALIGN) +
         PP_REDZONE;
     a->roots = a->last_root = root_init(page0, page, pools_offset);
     a->nroots = 1;
-    a->npools = a->nchunks = 0;
+    a->npools = a->nslabs = 0;
     a->set = NULL;
     a->set_cap = a->set_count = 0;
     a->set_shift = 64;
@@ -675,15 +675,14 @@ pp_allocator_t *pp_create(void)
     return a;
 }
 
-/* Unmaps the chunks of one list at destroy. Valgrind must forget the
+/* Unmaps the slabs of one list at destroy. Valgrind must forget the
  * blocks still live in them, or it would report them as leaked: they die
  * with the allocator. Only checked builds know which blocks are live, and
  * only they run under Valgrind. */
-static void chunk_list_release(pp_allocator_t *a, pp_pool_t *pool,
-                               pp_chunk_t *c)
+static void slab_list_release(pp_allocator_t *a, pp_pool_t *pool, pp_slab_t *c)
 {
     while (c != NULL) {
-        pp_chunk_t *next = c->next; /* read before the page goes */
+        pp_slab_t *next = c->next; /* read before the page goes */
 #if PP_CHECKED
         if (TRACK_ENABLED) {
             for (uint32_t i = 0; i < pool->nblocks; i++)
@@ -706,7 +705,7 @@ void pp_destroy(pp_allocator_t *a)
     do {
         for (uint32_t k = 0; k < r->npools; k++) {
             pp_pool_t *pool = &r->pools[k];
-            chunk_list_release(a, pool, pool->chunks);
+            slab_list_release(a, pool, pool->slabs);
         }
     } while ((r = r->next) != NULL);
     if (a->set != NULL)
@@ -734,16 +733,16 @@ size_t pp_class_size(const pp_allocator_t *a, size_t size)
 
 size_t pp_block_size(const pp_allocator_t *a, const void *p)
 {
-    pp_chunk_t *c = chunk_from(a, p);
+    pp_slab_t *c = slab_from(a, p);
 #if PP_CHECKED
     (void)block_check(a, c, p, "pp_block_size", false);
 #endif
     return c->pool->block_size;
 }
 
-pp_chunk_t *pp_chunk_of(const pp_allocator_t *a, const void *p)
+pp_slab_t *pp_slab_of(const pp_allocator_t *a, const void *p)
 {
-    pp_chunk_t *c = chunk_from(a, p);
+    pp_slab_t *c = slab_from(a, p);
     return set_contains(a, (uintptr_t)c) ? c : NULL;
 }
 
@@ -755,7 +754,7 @@ size_t pp_trim(pp_allocator_t *a)
         pp_free_t *out = a->quarantine[a->q_head];
         a->q_head = (a->q_head + 1) % PP_QUARANTINE;
         a->q_count--;
-        pp_chunk_t *c = chunk_from(a, out);
+        pp_slab_t *c = slab_from(a, out);
         c->held--;
         block_put(a, c, out);
     }
@@ -769,11 +768,11 @@ size_t pp_trim(pp_allocator_t *a)
     return before - a->mapped;
 }
 
-/* Adds up the live blocks of a pool's chunks. */
+/* Adds up the live blocks of a pool's slabs. */
 static size_t pool_live(const pp_pool_t *pool)
 {
     size_t n = 0;
-    for (const pp_chunk_t *c = pool->chunks; c != NULL; c = c->next)
+    for (const pp_slab_t *c = pool->slabs; c != NULL; c = c->next)
         n += c->used - c->held;
     return n;
 }
@@ -787,7 +786,7 @@ pp_stats_t pp_stats(const pp_allocator_t *a)
     s.peak_mapped = a->peak_mapped;
     s.root_pages = a->nroots;
     s.pools = a->npools;
-    s.chunks = a->nchunks;
+    s.slabs = a->nslabs;
     s.set_bytes = set_bytes(a);
     s.maps = a->maps;
     s.unmaps = a->unmaps;
@@ -834,13 +833,13 @@ static unsigned popcount64(uint64_t x)
 }
 #endif
 
-/* How many quarantined blocks lie in chunk c. */
-static uint32_t held_in(const pp_allocator_t *a, const pp_chunk_t *c)
+/* How many quarantined blocks lie in slab c. */
+static uint32_t held_in(const pp_allocator_t *a, const pp_slab_t *c)
 {
     uint32_t n = 0;
 #if PP_QUARANTINE
     for (unsigned k = 0; k < a->q_count; k++)
-        n += chunk_from(a, a->quarantine[(a->q_head + k) % PP_QUARANTINE]) == c;
+        n += slab_from(a, a->quarantine[(a->q_head + k) % PP_QUARANTINE]) == c;
 #else
     (void)a;
     (void)c;
@@ -849,7 +848,7 @@ static uint32_t held_in(const pp_allocator_t *a, const pp_chunk_t *c)
 }
 
 /* Is p the start of one of c's blocks? */
-static bool is_block_start(const pp_pool_t *pool, const pp_chunk_t *c,
+static bool is_block_start(const pp_pool_t *pool, const pp_slab_t *c,
                            const void *p)
 {
     uintptr_t offset = (uintptr_t)p - (uintptr_t)c - pool->first;
@@ -857,43 +856,43 @@ static bool is_block_start(const pp_pool_t *pool, const pp_chunk_t *c,
            offset % pool->stride == 0;
 }
 
-/* One chunk's header, and its bitmap in checked builds. */
-static bool check_chunk(const pp_allocator_t *a, const pp_pool_t *pool,
-                        const pp_chunk_t *c)
+/* One slab's header, and its bitmap in checked builds. */
+static bool check_slab(const pp_allocator_t *a, const pp_pool_t *pool,
+                       const pp_slab_t *c)
 {
-    if (chunk_from(a, c) != c)
-        return fail("a chunk is not page-aligned");
+    if (slab_from(a, c) != c)
+        return fail("a slab is not page-aligned");
     if (!set_contains(a, (uintptr_t)c))
-        return fail("a chunk is missing from the chunk set");
+        return fail("a slab is missing from the slab set");
     if (c->pool != pool)
-        return fail("a chunk names another pool than the one holding it");
+        return fail("a slab names another pool than the one holding it");
     if (c->used > pool->nblocks || c->held > c->used || c->doomed != 0)
-        return fail("a chunk's used, held or doomed field is out of range");
+        return fail("a slab's used, held or doomed field is out of range");
     if (c->held != held_in(a, c))
-        return fail("a chunk's held count disagrees with the quarantine");
+        return fail("a slab's held count disagrees with the quarantine");
 #if PP_CHECKED
     unsigned bits = 0;
     for (size_t w = 0; w < a->page_size / PP_ALIGN / 64; w++)
         bits += popcount64(c->live_map[w]);
     if (bits != c->used - c->held)
-        return fail("a chunk's live bitmap disagrees with used - held");
+        return fail("a slab's live bitmap disagrees with used - held");
 #endif
     return true;
 }
 
-/* How many nodes of the pool's free list lie in chunk c. */
+/* How many nodes of the pool's free list lie in slab c. */
 static size_t free_in(const pp_allocator_t *a, const pp_pool_t *pool,
-                      const pp_chunk_t *c)
+                      const pp_slab_t *c)
 {
     size_t n = 0;
     for (pp_free_t *f = pool->free; f != NULL; f = link_read(f))
-        n += chunk_from(a, f) == c;
+        n += slab_from(a, f) == c;
     return n;
 }
 
-/* A pool: its chunk list, its free list, and how they agree. */
+/* A pool: its slab list, its free list, and how they agree. */
 static bool check_pool(const pp_allocator_t *a, const pp_pool_t *pool,
-                       size_t *chunks)
+                       size_t *slabs)
 {
     if (pool->cls < 1 || pool->cls > a->nclasses ||
         a->pool_of_class[pool->cls] != pool)
@@ -904,36 +903,36 @@ static bool check_pool(const pp_allocator_t *a, const pp_pool_t *pool,
         pool->nblocks != (a->page_size - pool->first) / pool->stride)
         return fail("a pool's geometry is wrong");
 
-    /* The chunks: linked both ways, each header sound. */
+    /* The slabs: linked both ways, each header sound. */
     size_t count = 0, spares = 0, free_blocks = 0;
-    const pp_chunk_t *prev = NULL;
-    for (const pp_chunk_t *c = pool->chunks; c != NULL; prev = c, c = c->next) {
-        if (++count > a->nchunks)
-            return fail("a pool's chunk list is longer than the chunk count");
+    const pp_slab_t *prev = NULL;
+    for (const pp_slab_t *c = pool->slabs; c != NULL; prev = c, c = c->next) {
+        if (++count > a->nslabs)
+            return fail("a pool's slab list is longer than the slab count");
         if (c->prev != prev)
-            return fail("a chunk's prev link is wrong");
-        if (!check_chunk(a, pool, c))
+            return fail("a slab's prev link is wrong");
+        if (!check_slab(a, pool, c))
             return false;
         spares += c->used == 0;
         free_blocks += pool->nblocks - c->used;
     }
-    if (count != pool->nchunks || spares != pool->nspares)
-        return fail("a pool's chunk or spare count is wrong");
+    if (count != pool->nslabs || spares != pool->nspares)
+        return fail("a pool's slab or spare count is wrong");
     if (spares > spares_max(pool))
         return fail("a pool keeps more spares than 1 + in use / 4");
 
-    /* The free list: as many nodes as the chunks have blocks in, each a
-     * block start in one of this pool's chunks, not a live block. A cycle
+    /* The free list: as many nodes as the slabs have blocks in, each a
+     * block start in one of this pool's slabs, not a live block. A cycle
      * shows up as too many nodes; a node listed twice is a cycle. */
     size_t listed = 0;
     for (pp_free_t *f = pool->free; f != NULL; f = link_read(f)) {
         if (++listed > free_blocks)
             return fail("the free list is longer than the free blocks (a "
                         "cycle?)");
-        pp_chunk_t *c = chunk_from(a, f);
+        pp_slab_t *c = slab_from(a, f);
         if (!set_contains(a, (uintptr_t)c) || c->pool != pool)
             return fail("a free-list node is not in one of its pool's "
-                        "chunks");
+                        "slabs");
         if (!is_block_start(pool, c, f))
             return fail("a free-list node is not a block's start");
 #if PP_CHECKED
@@ -943,12 +942,12 @@ static bool check_pool(const pp_allocator_t *a, const pp_pool_t *pool,
     }
     if (listed != free_blocks)
         return fail("the free list is shorter than the free blocks");
-    /* And chunk by chunk (O(chunks * free blocks): fine for the small
+    /* And slab by slab (O(slabs * free blocks): fine for the small
      * heaps it is run on after every operation). */
-    for (const pp_chunk_t *c = pool->chunks; c != NULL; c = c->next)
+    for (const pp_slab_t *c = pool->slabs; c != NULL; c = c->next)
         if (free_in(a, pool, c) != pool->nblocks - c->used)
-            return fail("a chunk's used count disagrees with the free list");
-    *chunks += count;
+            return fail("a slab's used count disagrees with the free list");
+    *slabs += count;
     return true;
 }
 
@@ -961,21 +960,21 @@ bool pp_check(const pp_allocator_t *a)
         ((size_t)1 << a->page_shift) != page || a->max_size != page / 4 ||
         a->nclasses != a->max_size / PP_ALIGN)
         return fail("the allocator's page geometry is wrong");
-    if ((const void *)a->roots != (const void *)chunk_from(a, a))
+    if ((const void *)a->roots != (const void *)slab_from(a, a))
         return fail("the allocator is not in root page 0");
 
     /* Root pages and pools. */
-    size_t roots = 0, pools = 0, chunks = 0;
+    size_t roots = 0, pools = 0, slabs = 0;
     const pp_root_t *last = NULL;
     for (const pp_root_t *r = a->roots; r != NULL; last = r, r = r->next) {
         if (++roots > a->nroots)
             return fail("the root chain is longer than nroots");
-        if (chunk_from(a, r) != (const void *)r)
+        if (slab_from(a, r) != (const void *)r)
             return fail("a root page is not page-aligned");
         if (r->npools > r->cap || (r->next != NULL && r->npools != r->cap))
             return fail("a root page that is not last has a free slot");
         for (uint32_t k = 0; k < r->npools; k++)
-            if (!check_pool(a, &r->pools[k], &chunks))
+            if (!check_pool(a, &r->pools[k], &slabs))
                 return false;
         pools += r->npools;
     }
@@ -991,28 +990,28 @@ bool pp_check(const pp_allocator_t *a)
     if (a->pool_of_class[0] != a->pool_of_class[1])
         return fail("pool_of_class[0] is not the pool of 16-byte blocks");
 
-    /* The chunk set holds exactly the chunks the pools hold (each of
+    /* The slab set holds exactly the slabs the pools hold (each of
      * those was found in it; equal counts leave no room for others). */
-    if (chunks != a->nchunks || a->set_count != a->nchunks)
-        return fail("the chunk counts disagree with the chunk set");
+    if (slabs != a->nslabs || a->set_count != a->nslabs)
+        return fail("the slab counts disagree with the slab set");
     if (a->set_cap != 0 && 2 * a->set_count > a->set_cap)
-        return fail("the chunk set is more than half full");
+        return fail("the slab set is more than half full");
 
 #if PP_QUARANTINE
     if (a->q_count > PP_QUARANTINE || a->q_head >= PP_QUARANTINE)
         return fail("the quarantine's indexes are out of range");
     for (unsigned k = 0; k < a->q_count; k++) {
         void *p = a->quarantine[(a->q_head + k) % PP_QUARANTINE];
-        pp_chunk_t *c = chunk_from(a, p);
+        pp_slab_t *c = slab_from(a, p);
         if (!set_contains(a, (uintptr_t)c))
-            return fail("a quarantined block is not in one of our chunks");
+            return fail("a quarantined block is not in one of our slabs");
         if (!is_block_start(c->pool, c, p) ||
             bit_get(c, block_index(c->pool, c, p)))
             return fail("a quarantined block is not a dead block's start");
     }
 #endif
 
-    if (a->mapped != page * (a->nroots + a->nchunks) + set_bytes(a))
+    if (a->mapped != page * (a->nroots + a->nslabs) + set_bytes(a))
         return fail("the mapped byte count is wrong");
     return true;
 }
@@ -1023,20 +1022,20 @@ bool pp_check(const pp_allocator_t *a)
 #define DUMP_CELLS 64 /* blocks drawn per line */
 #define DUMP_LIST  8  /* free-list nodes named per pool */
 
-/* Chunks are named A, B, C, ... in the order of their pool's list. */
-static char chunk_name(const pp_pool_t *pool, const pp_chunk_t *c)
+/* Slabs are named A, B, C, ... in the order of their pool's list. */
+static char slab_name(const pp_pool_t *pool, const pp_slab_t *c)
 {
     unsigned i = 0;
-    for (const pp_chunk_t *k = pool->chunks; k != NULL && k != c; k = k->next)
+    for (const pp_slab_t *k = pool->slabs; k != NULL && k != c; k = k->next)
         i++;
     static const char names[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ*";
     return names[i < 26 ? i : 26];
 }
 
-static void dump_chunk(const pp_allocator_t *a, const pp_pool_t *pool,
-                       pp_chunk_t *c, FILE *out)
+static void dump_slab(const pp_allocator_t *a, const pp_pool_t *pool,
+                      pp_slab_t *c, FILE *out)
 {
-    fprintf(out, "    chunk %c at %p: %u live, %u free", chunk_name(pool, c),
+    fprintf(out, "    slab %c at %p: %u live, %u free", slab_name(pool, c),
             (void *)c, c->used - c->held, pool->nblocks - c->used);
     if (c->held)
         fprintf(out, ", %u quarantined", c->held);
@@ -1049,7 +1048,7 @@ static void dump_chunk(const pp_allocator_t *a, const pp_pool_t *pool,
         for (; n < DUMP_CELLS && row + n < pool->nblocks; n++)
             cells[n] = PP_CHECKED && !bit_get(c, row + n) ? 'q' : '#';
         for (pp_free_t *f = pool->free; f != NULL; f = link_read(f)) {
-            if (chunk_from(a, f) != c)
+            if (slab_from(a, f) != c)
                 continue;
             uint32_t i = block_index(pool, c, f);
             if (i >= row && i < row + n)
@@ -1059,7 +1058,7 @@ static void dump_chunk(const pp_allocator_t *a, const pp_pool_t *pool,
     }
 }
 
-/* The free list's first nodes, as chunk name and block number: "A3". */
+/* The free list's first nodes, as slab name and block number: "A3". */
 static void dump_free_list(const pp_allocator_t *a, const pp_pool_t *pool,
                            FILE *out)
 {
@@ -1069,8 +1068,8 @@ static void dump_free_list(const pp_allocator_t *a, const pp_pool_t *pool,
         if (n == DUMP_LIST) {
             fprintf(out, " -> ...");
         } else if (n < DUMP_LIST) {
-            pp_chunk_t *c = chunk_from(a, f);
-            fprintf(out, "%s%c%u", n == 0 ? " " : " -> ", chunk_name(pool, c),
+            pp_slab_t *c = slab_from(a, f);
+            fprintf(out, "%s%c%u", n == 0 ? " " : " -> ", slab_name(pool, c),
                     block_index(pool, c, f));
         }
     }
@@ -1085,9 +1084,9 @@ void pp_dump(const pp_allocator_t *a, FILE *out)
     pp_stats_t s = pp_stats(a);
     fprintf(out, "allocator %p: page %zu B, blocks 16..%zu B, %zu B mapped\n",
             (const void *)a, s.page_size, s.max_size, s.mapped);
-    fprintf(out, "  %zu root page%s, %zu pool%s, %zu chunk%s (%zu spare)\n",
+    fprintf(out, "  %zu root page%s, %zu pool%s, %zu slab%s (%zu spare)\n",
             s.root_pages, s.root_pages == 1 ? "" : "s", s.pools,
-            s.pools == 1 ? "" : "s", s.chunks, s.chunks == 1 ? "" : "s",
+            s.pools == 1 ? "" : "s", s.slabs, s.slabs == 1 ? "" : "s",
             s.spares);
     size_t n = 0;
     for (const pp_root_t *r = a->roots; r != NULL; r = r->next, n++)
@@ -1095,7 +1094,7 @@ void pp_dump(const pp_allocator_t *a, FILE *out)
                 (const void *)r, n == 0 ? "allocator header, " : "", r->npools,
                 r->cap);
     if (a->set_cap != 0)
-        fprintf(out, "  chunk set: %zu of %zu slots used (%zu B)\n",
+        fprintf(out, "  slab set: %zu of %zu slots used (%zu B)\n",
                 a->set_count, a->set_cap, set_bytes(a));
 #if PP_QUARANTINE
     if (a->q_count != 0)
@@ -1106,12 +1105,12 @@ void pp_dump(const pp_allocator_t *a, FILE *out)
         for (uint32_t k = 0; k < r->npools; k++) {
             const pp_pool_t *pool = &r->pools[k];
             fprintf(out,
-                    "  pool %zu B (%u blocks a chunk, stride %zu): %zu "
-                    "chunk%s\n",
-                    pool->block_size, pool->nblocks, pool->stride,
-                    pool->nchunks, pool->nchunks == 1 ? "" : "s");
-            for (pp_chunk_t *c = pool->chunks; c != NULL; c = c->next)
-                dump_chunk(a, pool, c, out);
+                    "  pool %zu B (%u blocks a slab, stride %zu): %zu "
+                    "slab%s\n",
+                    pool->block_size, pool->nblocks, pool->stride, pool->nslabs,
+                    pool->nslabs == 1 ? "" : "s");
+            for (pp_slab_t *c = pool->slabs; c != NULL; c = c->next)
+                dump_slab(a, pool, c, out);
             dump_free_list(a, pool, out);
         }
     }

@@ -10,11 +10,11 @@
  *   block      what pp_alloc() hands out; its start is 16-byte aligned
  *   size class the block sizes a pool can have: 16, 32, 48, ... up to a
  *              quarter of a page; a request is rounded up to its class
- *   pool       all the blocks of one class, and the chunks that hold them
- *   chunk      exactly one page, page-aligned, cut into blocks of one pool
+ *   pool       all the blocks of one class, and the slabs that hold them
+ *   slab      exactly one page, page-aligned, cut into blocks of one pool
  *   root page  a page of headers: the first holds the allocator and the
  *              first pool headers; when it is full, another is chained
- *   spare      a chunk with no block out, kept mapped for a while rather
+ *   spare      a slab with no block out, kept mapped for a while rather
  *              than unmapped at once (at most 1 + a quarter of a pool's)
  *   redzone    16 no-access bytes around every block, only when a memory
  *              tool watches (Valgrind or ASan builds), so overflows show
@@ -25,21 +25,21 @@
  *   +-------------------------------+     +------------------------------+
  *   | pp_root_t     next -------------->  | pp_root_t   next -> NULL     |
  *   | pp_allocator_t                |     | pp_pool_t   slot 0           |
- *   |   page size, chunk set, ...   |     | pp_pool_t   slot 1  ...      |
+ *   |   page size, slab set, ...   |     | pp_pool_t   slot 1  ...      |
  *   |   pool_of_class[0..64] ---+   |     +------------------------------+
  *   | pp_pool_t slot 0 <--------+   |
- *   |   48 B: free --+, chunks -------------------------+
+ *   |   48 B: free --+, slabs -------------------------+
  *   | pp_pool_t slot 1 ...        | |                   |
  *   +-----------------------------|-+                   v
- *                                 |    chunk A (one page, page-aligned)
+ *                                 |    slab A (one page, page-aligned)
  *                                 |    +--------+--+----+--+----+--+---+--+---+
  *                                 |    | header |rz| b0 |rz| b1 |rz|...|rz|   |
  *                                 |    +--------+--+----+--+----+--+---+--+---+
  *                                 +----------------^ b1: free, its first 8 B
  *                                                    point to the next free
  *                                                    block: in A, or in B
- *   header: pool, prev/next chunk, used, held, live bitmap (checked builds)
- *   block i starts at chunk + first + i * stride, and chunk = block & ~(page-1)
+ *   header: pool, prev/next slab, used, held, live bitmap (checked builds)
+ *   block i starts at slab + first + i * stride, and slab = block & ~(page-1)
  *   rz: redzone, 16 B in annotated builds, 0 otherwise; what is left after
  *   the last block is lost (most for the 1008-B class: 992 B of 4096)
  *
@@ -60,8 +60,8 @@
 
 /*
  * Checked builds (ALLOC_DEBUG) look up every freed pointer's page in the
- * chunk set, check that it is a live block's start (a live bitmap per
- * chunk), and hold the last PP_QUARANTINE freed blocks back before they can
+ * slab set, check that it is a live block's start (a live bitmap per
+ * slab), and hold the last PP_QUARANTINE freed blocks back before they can
  * be handed out again, so a use-after-free lands in dead memory. Release
  * builds do none of it: their free is a push on a list (see the README for
  * what each check costs).
@@ -80,31 +80,31 @@
  */
 
 /* A free block seen through its first 8 bytes: the link to the next free
- * block of the same chunk (xv6's `struct run`). */
+ * block of the same slab (xv6's `struct run`). */
 typedef struct pp_free {
     struct pp_free *next;
 } pp_free_t;
 
 typedef struct pp_pool pp_pool_t;
-typedef struct pp_chunk pp_chunk_t;
+typedef struct pp_slab pp_slab_t;
 
 /*
- * The header at the start of every chunk. A chunk's blocks are numbered
- * 0 .. nblocks-1; block i starts at (char *)chunk + first + i * stride.
+ * The header at the start of every slab. A slab's blocks are numbered
+ * 0 .. nblocks-1; block i starts at (char *)slab + first + i * stride.
  * Its free blocks are on its pool's free list, mixed with those of the
- * pool's other chunks: the chunk only counts the blocks it has out.
+ * pool's other slabs: the slab only counts the blocks it has out.
  *
  * Every block is live, held in the quarantine, or on the pool's free list
  * (invariant, pp_check verifies):
  *     used == live + held
- *     used + (nodes of the pool's free list inside this chunk) == nblocks
+ *     used + (nodes of the pool's free list inside this slab) == nblocks
  *     checked builds: popcount(live_map) == live, and no block on the free
  *     list or in the quarantine has its bit set
  */
-struct pp_chunk {
-    pp_pool_t *pool;  /* the pool this chunk belongs to */
-    pp_chunk_t *prev; /* neighbours in the pool's list of chunks */
-    pp_chunk_t *next;
+struct pp_slab {
+    pp_pool_t *pool; /* the pool this slab belongs to */
+    pp_slab_t *prev; /* neighbours in the pool's list of slabs */
+    pp_slab_t *next;
     uint32_t used;       /* blocks not on the free list: live or held */
     uint32_t held;       /* freed blocks waiting in the quarantine */
     uint32_t doomed;     /* set during a sweep: this page goes back */
@@ -114,25 +114,25 @@ struct pp_chunk {
 };
 
 /*
- * A pool: the blocks of one size class, in chunks of one page each.
+ * A pool: the blocks of one size class, in slabs of one page each.
  * Invariants (pp_check verifies):
- *     nchunks == |chunks|,  nspares == chunks with used == 0
- *     nspares <= 1 + (nchunks - nspares) / 4: more, and a sweep gives
- *     back all but 1 + (nchunks - nspares) / 8 (see pagepool.c, step 4)
- *     every node of `free` is a block start in one of `chunks`
+ *     nslabs == |slabs|,  nspares == slabs with used == 0
+ *     nspares <= 1 + (nslabs - nspares) / 4: more, and a sweep gives
+ *     back all but 1 + (nslabs - nspares) / 8 (see pagepool.c, step 4)
+ *     every node of `free` is a block start in one of `slabs`
  */
 struct pp_pool {
-    size_t block_size;  /* bytes a block offers: its class, 16 * cls */
-    size_t stride;      /* bytes from one block to the next: block_size
-                           plus the redzone of annotated builds */
-    size_t first;       /* offset of block 0 in a chunk (same in all pools) */
-    uint32_t nblocks;   /* blocks in one chunk: (page - first) / stride */
-    uint32_t cls;       /* its index in pool_of_class: block_size / 16 */
-    pp_free_t *free;    /* free blocks of all its chunks, last freed first */
-    pp_chunk_t *chunks; /* all its chunks, newest first */
-    size_t nchunks;     /* length of `chunks` */
-    size_t nspares;     /* chunks with no block out: "spares", mapped but
-                           idle, their blocks still on `free` */
+    size_t block_size; /* bytes a block offers: its class, 16 * cls */
+    size_t stride;     /* bytes from one block to the next: block_size
+                          plus the redzone of annotated builds */
+    size_t first;      /* offset of block 0 in a slab (same in all pools) */
+    uint32_t nblocks;  /* blocks in one slab: (page - first) / stride */
+    uint32_t cls;      /* its index in pool_of_class: block_size / 16 */
+    pp_free_t *free;   /* free blocks of all its slabs, last freed first */
+    pp_slab_t *slabs;  /* all its slabs, newest first */
+    size_t nslabs;     /* length of `slabs` */
+    size_t nspares;    /* slabs with no block out: "spares", mapped but
+                          idle, their blocks still on `free` */
 };
 
 /* The header of a root page. Pools are only ever added (never removed
@@ -148,29 +148,29 @@ typedef struct pp_root {
  * The allocator object. It lives in the first root page, right after that
  * page's pp_root_t, and pool_of_class[] runs on after it.
  *
- * The chunk set answers "is this page one of my chunks?" without touching
+ * The slab set answers "is this page one of my slabs?" without touching
  * the page (which may not be mapped at all): an open-addressing hash set of
- * chunk addresses, linear probing, at most half full, in its own mapping.
+ * slab addresses, linear probing, at most half full, in its own mapping.
  *
  * Invariants (pp_check verifies):
- *     mapped == page_size * (nroots + nchunks) + the set's mapping
- *     set_count == nchunks, and every chunk of every pool is in the set
+ *     mapped == page_size * (nroots + nslabs) + the set's mapping
+ *     set_count == nslabs, and every slab of every pool is in the set
  *     pool_of_class[k] is NULL or the pool with block_size 16 * k, for
  *     k >= 1; pool_of_class[0] == pool_of_class[1] (size 0 gets 16 B)
  */
 typedef struct pp_allocator {
-    size_t page_size;     /* the OS page, from sysconf; a chunk's size */
-    uintptr_t page_mask;  /* ~(page_size - 1): block & page_mask = chunk */
+    size_t page_size;     /* the OS page, from sysconf; a slab's size */
+    uintptr_t page_mask;  /* ~(page_size - 1): block & page_mask = slab */
     unsigned page_shift;  /* log2(page_size) */
     size_t max_size;      /* the largest request: page_size / 4 */
     size_t nclasses;      /* max_size / 16: classes 1 .. nclasses */
-    size_t first_block;   /* offset of block 0 in every chunk */
+    size_t first_block;   /* offset of block 0 in every slab */
     pp_root_t *roots;     /* root page 0, where this struct lives */
     pp_root_t *last_root; /* the end of the chain: new pools go there */
     size_t nroots;        /* root pages in the chain */
     size_t npools;        /* pools created so far */
-    size_t nchunks;       /* chunks of all pools, spares included */
-    uintptr_t *set;       /* chunk set slots (0 = empty), or NULL */
+    size_t nslabs;        /* slabs of all pools, spares included */
+    uintptr_t *set;       /* slab set slots (0 = empty), or NULL */
     size_t set_cap;       /* slots: 0 or a power of two */
     size_t set_count;     /* slots in use */
     unsigned set_shift;   /* 64 - log2(set_cap): the hash keeps top bits */
@@ -187,25 +187,25 @@ typedef struct pp_allocator {
 } pp_allocator_t;
 
 typedef struct pp_stats {
-    size_t page_size;   /* bytes in an OS page, and in a chunk */
+    size_t page_size;   /* bytes in an OS page, and in a slab */
     size_t max_size;    /* the largest request pp_alloc accepts */
-    size_t mapped;      /* bytes held from the OS: root pages, chunks, set */
+    size_t mapped;      /* bytes held from the OS: root pages, slabs, set */
     size_t peak_mapped; /* the most ever held at once */
     size_t root_pages;  /* pages of headers */
     size_t pool_slots;  /* pool headers the root pages have room for */
     size_t pools;       /* pools created */
-    size_t chunks;      /* chunks held, spares included */
-    size_t spares;      /* chunks held empty (see pp_pool_t) */
+    size_t slabs;       /* slabs held, spares included */
+    size_t spares;      /* slabs held empty (see pp_pool_t) */
     size_t live_blocks; /* blocks handed out and not freed */
     size_t live_bytes;  /* their block sizes added up (class, not request) */
     size_t quarantined; /* freed blocks held back (checked builds) */
-    size_t set_bytes;   /* the chunk set's mapping */
+    size_t set_bytes;   /* the slab set's mapping */
     size_t maps;        /* mmap calls so far */
     size_t unmaps;      /* munmap calls so far */
 } pp_stats_t;
 
 /*
- * A new allocator: one root page, no pool, no chunk yet. NULL with
+ * A new allocator: one root page, no pool, no slab yet. NULL with
  * errno = ENOMEM if the OS refuses the page.
  */
 pp_allocator_t *pp_create(void);
@@ -226,7 +226,7 @@ void *pp_alloc(pp_allocator_t *a, size_t size);
  * Frees a block; NULL is ignored. A pointer that is not the start of a live
  * block of `a` is reported (stage, function, address) and the program
  * aborts, in checked builds: a pointer whose page is not one of a's
- * chunks, misaligned or inside a chunk header, a double free. Release
+ * slabs, misaligned or inside a slab header, a double free. Release
  * builds check nothing: misuse there is undefined behaviour, as with free().
  */
 void pp_free(pp_allocator_t *a, void *p);
@@ -238,24 +238,24 @@ size_t pp_block_size(const pp_allocator_t *a, const void *p);
 /* The block size a request of `size` would get, or 0 if it is refused. */
 size_t pp_class_size(const pp_allocator_t *a, size_t size);
 
-/* The chunk that holds address p, or NULL if p's page is not one of a's
- * chunks. O(1): the address masked to its page, looked up in the set. */
-pp_chunk_t *pp_chunk_of(const pp_allocator_t *a, const void *p);
+/* The slab that holds address p, or NULL if p's page is not one of a's
+ * slabs. O(1): the address masked to its page, looked up in the set. */
+pp_slab_t *pp_slab_of(const pp_allocator_t *a, const void *p);
 
 /* Gives back what is held but unused: the quarantine is emptied and every
- * pool's spare chunks unmapped. Returns the bytes given back. */
+ * pool's spare slabs unmapped. Returns the bytes given back. */
 size_t pp_trim(pp_allocator_t *a);
 
 pp_stats_t pp_stats(const pp_allocator_t *a);
 
 /* True when every invariant above holds, walking every root page, pool,
- * chunk and free list. O(total blocks). */
+ * slab and free list. O(total blocks). */
 bool pp_check(const pp_allocator_t *a);
 
 /* Why the last pp_check() returned false ("" if it returned true). */
 const char *pp_check_failure(void);
 
-/* Draws the root pages, the pools and one row per chunk: '#' live block,
+/* Draws the root pages, the pools and one row per slab: '#' live block,
  * '.' free, 'q' quarantined; then each free list's order. */
 void pp_dump(const pp_allocator_t *a, FILE *out);
 
