@@ -1,8 +1,8 @@
 /*
  * pagepool.h: pools of pages from the OS. An allocator object holds one pool
  * per block size; every pool cuts whole OS pages into blocks of its size.
- * See pagepool.c for the algorithm; this file holds the words, the layout
- * and the API.
+ * This file holds the words, the structures (with their invariants) and the
+ * API; pagepool.c holds the algorithm and draws the layout.
  *
  * Words, used the same way everywhere in this stage:
  *   page       the OS page, as sysconf(_SC_PAGESIZE) says (4096 B on x86-64,
@@ -11,37 +11,29 @@
  *   size class the block sizes a pool can have: 16, 32, 48, ... up to a
  *              quarter of a page; a request is rounded up to its class
  *   pool       all the blocks of one class, and the slabs that hold them
- *   slab      exactly one page, page-aligned, cut into blocks of one pool
+ *   slab       exactly one page, page-aligned, obtained with one mmap and
+ *              cut into blocks of one pool's size (Bonwick's word; stage
+ *              06's span is a slab of several pages)
  *   root page  a page of headers: the first holds the allocator and the
  *              first pool headers; when it is full, another is chained
  *   spare      a slab with no block out, kept mapped for a while rather
  *              than unmapped at once (at most 1 + a quarter of a pool's)
- *   redzone    16 no-access bytes around every block, only when a memory
- *              tool watches (Valgrind or ASan builds), so overflows show
- *
- * Layout (4 KB pages):
- *
- *   root page 0                           root page 1 (chained when 0 is full)
- *   +-------------------------------+     +------------------------------+
- *   | pp_root_t     next -------------->  | pp_root_t   next -> NULL     |
- *   | pp_allocator_t                |     | pp_pool_t   slot 0           |
- *   |   page size, slab set, ...   |     | pp_pool_t   slot 1  ...      |
- *   |   pool_of_class[0..64] ---+   |     +------------------------------+
- *   | pp_pool_t slot 0 <--------+   |
- *   |   48 B: free --+, slabs -------------------------+
- *   | pp_pool_t slot 1 ...        | |                   |
- *   +-----------------------------|-+                   v
- *                                 |    slab A (one page, page-aligned)
- *                                 |    +--------+--+----+--+----+--+---+--+---+
- *                                 |    | header |rz| b0 |rz| b1 |rz|...|rz|   |
- *                                 |    +--------+--+----+--+----+--+---+--+---+
- *                                 +----------------^ b1: free, its first 8 B
- *                                                    point to the next free
- *                                                    block: in A, or in B
- *   header: pool, prev/next slab, used, held, live bitmap (checked builds)
- *   block i starts at slab + first + i * stride, and slab = block & ~(page-1)
- *   rz: redzone, 16 B in annotated builds, 0 otherwise; what is left after
- *   the last block is lost (most for the 1008-B class: 992 B of 4096)
+ *   sweep      what gives spares back to the OS, when a pool holds too
+ *              many: run by pp_free itself, and by pp_trim
+ *   checked build    any build with -DALLOC_DEBUG (build/debug, valgrind,
+ *              asan): frees are checked (the slab set, the live bitmap),
+ *              fresh and freed blocks are filled when no tool watches, and
+ *              freed blocks wait in the quarantine
+ *   quarantine in checked builds, a FIFO of the last PP_QUARANTINE freed
+ *              blocks, not handed out again until they leave it, so that a
+ *              use-after-free is not hidden by immediate reuse
+ *   annotated build  a checked build that also tells a memory tool about
+ *              the blocks: build/valgrind (client requests), build/asan
+ *              (poisoning). Every annotated build is a checked build
+ *              (pagepool.c refuses to compile otherwise); build/release is
+ *              neither
+ *   redzone    16 no-access bytes before and after every block, in
+ *              annotated builds only, so that an overflow is reported
  *
  * Not thread-safe: one allocator belongs to one thread at a time (stage 05
  * adds locks and per-thread arenas, stage 07 per-thread caches).
@@ -59,12 +51,10 @@
 #define PP_ALIGN 16
 
 /*
- * Checked builds (ALLOC_DEBUG) look up every freed pointer's page in the
- * slab set, check that it is a live block's start (a live bitmap per
- * slab), and hold the last PP_QUARANTINE freed blocks back before they can
- * be handed out again, so a use-after-free lands in dead memory. Release
- * builds do none of it: their free is a push on a list (see the README for
- * what each check costs).
+ * Checked builds look up every freed pointer's page in the slab set, check
+ * that it is a live block's start (a live bitmap per slab), and hold the
+ * last PP_QUARANTINE freed blocks back. Release builds do none of it: their
+ * free is a push on a list (the README says what each check costs).
  */
 #ifdef ALLOC_DEBUG
 #define PP_CHECKED    1
@@ -77,10 +67,11 @@
 /*
  * The structures are public so that a student can print them in a debugger
  * and the tests can break them on purpose; only pp_* functions change them.
+ * pagepool.c draws how they lie in memory.
  */
 
 /* A free block seen through its first 8 bytes: the link to the next free
- * block of the same slab (xv6's `struct run`). */
+ * block of the same pool, in this slab or in another (xv6's `struct run`). */
 typedef struct pp_free {
     struct pp_free *next;
 } pp_free_t;
@@ -102,23 +93,25 @@ typedef struct pp_slab pp_slab_t;
  *     list or in the quarantine has its bit set
  */
 struct pp_slab {
-    pp_pool_t *pool; /* the pool this slab belongs to */
-    pp_slab_t *prev; /* neighbours in the pool's list of slabs */
-    pp_slab_t *next;
+    pp_pool_t *pool;     /* the pool this slab belongs to */
+    pp_slab_t *prev;     /* neighbours in the pool's list of slabs */
+    pp_slab_t *next;     /* (NULL at either end) */
     uint32_t used;       /* blocks not on the free list: live or held */
     uint32_t held;       /* freed blocks waiting in the quarantine */
-    uint32_t doomed;     /* set during a sweep: this page goes back */
+    uint32_t doomed;     /* 1 only during a sweep: this page goes back */
     uint32_t unused_pad; /* keeps live_map 8-byte aligned */
-    uint64_t live_map[]; /* checked builds: bit i set when block i is live
-                            (page_size / 1024 words; 0 in release builds) */
+    uint64_t live_map[]; /* checked builds: bit i set when block i is live;
+                            page_size / 1024 words (one bit for each of at
+                            most page_size / 16 blocks), reserved in every
+                            build, used in checked builds only */
 };
 
 /*
  * A pool: the blocks of one size class, in slabs of one page each.
  * Invariants (pp_check verifies):
  *     nslabs == |slabs|,  nspares == slabs with used == 0
- *     nspares <= 1 + (nslabs - nspares) / 4: more, and a sweep gives
- *     back all but 1 + (nslabs - nspares) / 8 (see pagepool.c, step 4)
+ *     nspares <= 1 + (nslabs - nspares) / 4: one more, and the sweep gives
+ *     back all but 1 + (nslabs - nspares) / 8 (pagepool.c, step 4 of free)
  *     every node of `free` is a block start in one of `slabs`
  */
 struct pp_pool {
@@ -150,7 +143,8 @@ typedef struct pp_root {
  *
  * The slab set answers "is this page one of my slabs?" without touching
  * the page (which may not be mapped at all): an open-addressing hash set of
- * slab addresses, linear probing, at most half full, in its own mapping.
+ * slab addresses, linear probing, at most half full, in its own mapping
+ * (slabset.c).
  *
  * Invariants (pp_check verifies):
  *     mapped == page_size * (nroots + nslabs) + the set's mapping
@@ -164,7 +158,8 @@ typedef struct pp_allocator {
     unsigned page_shift;  /* log2(page_size) */
     size_t max_size;      /* the largest request: page_size / 4 */
     size_t nclasses;      /* max_size / 16: classes 1 .. nclasses */
-    size_t first_block;   /* offset of block 0 in every slab */
+    size_t first_block;   /* offset of block 0 in every slab: the header
+                             with its bitmap, and a redzone */
     pp_root_t *roots;     /* root page 0, where this struct lives */
     pp_root_t *last_root; /* the end of the chain: new pools go there */
     size_t nroots;        /* root pages in the chain */
@@ -176,10 +171,10 @@ typedef struct pp_allocator {
     unsigned set_shift;   /* 64 - log2(set_cap): the hash keeps top bits */
     size_t mapped;        /* bytes held from the OS right now */
     size_t peak_mapped;   /* the most ever held at once */
-    size_t maps, unmaps;  /* mmap and munmap calls so far */
+    size_t maps, unmaps;  /* mmap and munmap calls that succeeded */
 #if PP_QUARANTINE
     void *quarantine[PP_QUARANTINE]; /* freed blocks, oldest at q_head */
-    unsigned q_head, q_count;
+    unsigned q_head, q_count;        /* a ring: first slot, and how many */
 #endif
     pp_pool_t *pool_of_class[]; /* nclasses + 1 entries; [k]: the pool of
                                    blocks of 16 * k bytes, NULL until the
@@ -200,14 +195,12 @@ typedef struct pp_stats {
     size_t live_bytes;  /* their block sizes added up (class, not request) */
     size_t quarantined; /* freed blocks held back (checked builds) */
     size_t set_bytes;   /* the slab set's mapping */
-    size_t maps;        /* mmap calls so far */
-    size_t unmaps;      /* munmap calls so far */
+    size_t maps;        /* mmap calls that succeeded */
+    size_t unmaps;      /* munmap calls that succeeded */
 } pp_stats_t;
 
-/*
- * A new allocator: one root page, no pool, no slab yet. NULL with
- * errno = ENOMEM if the OS refuses the page.
- */
+/* A new allocator: one root page, no pool, no slab yet. NULL with
+ * errno = ENOMEM if the OS refuses the page. */
 pp_allocator_t *pp_create(void);
 
 /* Gives every page back to the OS. Blocks still live die with it (as with
@@ -223,11 +216,11 @@ void pp_destroy(pp_allocator_t *a);
 void *pp_alloc(pp_allocator_t *a, size_t size);
 
 /*
- * Frees a block; NULL is ignored. A pointer that is not the start of a live
- * block of `a` is reported (stage, function, address) and the program
- * aborts, in checked builds: a pointer whose page is not one of a's
- * slabs, misaligned or inside a slab header, a double free. Release
- * builds check nothing: misuse there is undefined behaviour, as with free().
+ * Frees a block; NULL is ignored. In checked builds, a pointer that is not the
+ * start of a live block of `a` is reported (stage, function, address) and the
+ * program aborts: a pointer whose page is not one of a's slabs, misaligned or
+ * inside a slab header, a double free. Release builds check nothing: misuse
+ * there is undefined behaviour, as with free().
  */
 void pp_free(pp_allocator_t *a, void *p);
 
@@ -246,22 +239,19 @@ pp_slab_t *pp_slab_of(const pp_allocator_t *a, const void *p);
  * pool's spare slabs unmapped. Returns the bytes given back. */
 size_t pp_trim(pp_allocator_t *a);
 
+/* Counts, from the structures (O(root pages + pools + slabs)). */
 pp_stats_t pp_stats(const pp_allocator_t *a);
 
 /* True when every invariant above holds, walking every root page, pool,
- * slab and free list. O(total blocks). */
+ * slab and free list; changes nothing (pagepool_check.c). O(slabs x free
+ * blocks). */
 bool pp_check(const pp_allocator_t *a);
 
 /* Why the last pp_check() returned false ("" if it returned true). */
 const char *pp_check_failure(void);
 
 /* Draws the root pages, the pools and one row per slab: '#' live block,
- * '.' free, 'q' quarantined; then each free list's order. */
+ * '.' free, 'q' quarantined; then each free list's order. Changes nothing. */
 void pp_dump(const pp_allocator_t *a, FILE *out);
-
-/* Checked builds: from the nth mmap from now on (1: the next), every mmap
- * fails with ENOMEM, until pp_debug_fail_map(0); so tests can reach the
- * out-of-memory paths. Returns false, doing nothing, in release builds. */
-bool pp_debug_fail_map(unsigned nth);
 
 #endif /* PAGEPOOL_H */

@@ -8,6 +8,7 @@
  */
 #include "annotate.h"
 #include "conform.h"
+#include "fault.h"
 #include "pagepool.h"
 #include "test.h"
 
@@ -29,10 +30,10 @@ static bool is_aligned(const void *p, size_t a)
 #define MANY (1u << 17)
 static void *many[MANY];
 
-/* Checked builds (ALLOC_DEBUG) are the ones that can inject map failures. */
+/* Checked builds (ALLOC_DEBUG) check frees and keep a quarantine. */
 static bool checked_build(void)
 {
-    return pp_debug_fail_map(0);
+    return PP_CHECKED;
 }
 
 static uintptr_t page_of(const void *p)
@@ -599,37 +600,37 @@ static void test_misuse_foreign_pointers_reported(void)
                  "not a block of this allocator");
 }
 
-/* ---- Out of memory (checked builds inject map failures) ---------------------
- */
+// clang-format off
+/* ---- Out of memory: the OS refuses a mapping (common/fault.h) ----------- */
+// clang-format on
 
 static void test_out_of_memory_leaves_a_sound_heap(void)
 {
-    if (!checked_build()) {
-        test_skip("checked builds only: map failures are injected");
-        return;
-    }
-    pp_debug_fail_map(1); /* pp_create's root page */
+    fault_arm(FAULT_MMAP, 0, 1); /* pp_create's root page */
     errno = 0;
     CHECK_NULL(pp_create());
     CHECK_INT_EQ(errno, ENOMEM);
-    pp_debug_fail_map(0);
+    CHECK_EQ(fault_failed(FAULT_MMAP), 1);
+    fault_disarm();
 
     pp_allocator_t *a = pp_create();
     REQUIRE(a != NULL);
-    pp_debug_fail_map(1); /* the slab set's first mapping */
+    fault_arm(FAULT_MMAP, 0, 1); /* the slab set's first mapping */
     errno = 0;
     CHECK_NULL(pp_alloc(a, 64));
     CHECK_INT_EQ(errno, ENOMEM);
+    CHECK_EQ(fault_failed(FAULT_MMAP), 1);
     CHECK(pp_check(a));
     CHECK_EQ(pp_stats(a).set_bytes, 0);
-    pp_debug_fail_map(2); /* the set maps, the slab does not */
+    fault_arm(FAULT_MMAP, 1, 1); /* the set maps, the slab does not */
     errno = 0;
     CHECK_NULL(pp_alloc(a, 64));
     CHECK_INT_EQ(errno, ENOMEM);
+    CHECK_EQ(fault_failed(FAULT_MMAP), 1);
     CHECK(pp_check(a));
     CHECK_EQ(pp_stats(a).slabs, 0);
     CHECK_EQ(pp_stats(a).set_bytes, PAGE);
-    pp_debug_fail_map(0);
+    fault_disarm();
     CHECK_NOT_NULL(pp_alloc(a, 64)); /* and then it works */
 
     /* A root page to chain, refused. */
@@ -640,17 +641,18 @@ static void test_out_of_memory_leaves_a_sound_heap(void)
         s = pp_stats(a);
     }
     if (size <= a->max_size) {
-        pp_debug_fail_map(1);
+        fault_arm(FAULT_MMAP, 0, 1);
         errno = 0;
         CHECK_NULL(pp_alloc(a, size));
         CHECK_INT_EQ(errno, ENOMEM);
+        CHECK_EQ(fault_failed(FAULT_MMAP), 1);
         CHECK_EQ(pp_stats(a).root_pages, 1);
         CHECK(pp_check(a));
-        pp_debug_fail_map(0);
+        fault_disarm();
         CHECK_NOT_NULL(pp_alloc(a, size));
         CHECK_EQ(pp_stats(a).root_pages, 2);
     }
-    pp_debug_fail_map(0);
+    fault_disarm();
     pp_destroy(a);
 }
 
@@ -658,10 +660,6 @@ static void test_out_of_memory_leaves_a_sound_heap(void)
  * mapping leaves it as it was, working. */
 static void test_slab_set_resizes_and_survives_refusals(void)
 {
-    if (!checked_build()) {
-        test_skip("checked builds only: map failures are injected");
-        return;
-    }
     pp_allocator_t *a = pp_create();
     REQUIRE(a != NULL);
     size_t slots = PAGE / sizeof(uintptr_t); /* the set's first size */
@@ -678,13 +676,14 @@ static void test_slab_set_resizes_and_survives_refusals(void)
     while (pp_stats(a).live_blocks % per_slab != 0) /* fill the last */
         blocks[n++] = pp_alloc(a, a->max_size);
     CHECK_EQ(pp_stats(a).set_bytes, PAGE); /* exactly half full */
-    pp_debug_fail_map(1);                  /* the grown set is refused */
+    fault_arm(FAULT_MMAP, 0, 1);           /* the grown set is refused */
     errno = 0;
     CHECK_NULL(pp_alloc(a, a->max_size));
     CHECK_INT_EQ(errno, ENOMEM);
+    CHECK_EQ(fault_failed(FAULT_MMAP), 1);
     CHECK(pp_check(a));
     CHECK_EQ(pp_stats(a).set_bytes, PAGE);
-    pp_debug_fail_map(0);
+    fault_disarm();
     blocks[n] = pp_alloc(a, a->max_size); /* now it grows */
     REQUIRE(blocks[n] != NULL);
     n++;
@@ -692,13 +691,14 @@ static void test_slab_set_resizes_and_survives_refusals(void)
     CHECK(pp_check(a));
     /* Free everything, refusing every shrink: the set stays large but
      * correct, and goes away whole when the last slab does. */
-    pp_debug_fail_map(1);
+    fault_arm(FAULT_MMAP, 0, ~0u);
     for (size_t i = 0; i < n; i++) {
         pp_free(a, blocks[i]);
         if (i % 64 == 0)
             REQUIRE(pp_check(a));
     }
-    pp_debug_fail_map(0);
+    CHECK_GE(fault_failed(FAULT_MMAP), 1);
+    fault_disarm();
     CHECK_EQ(pp_stats(a).set_bytes, 2 * PAGE);
     CHECK(pp_check(a));
     pp_trim(a);
