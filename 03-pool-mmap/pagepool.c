@@ -32,7 +32,7 @@
  *      slab. A slab with no block out is a spare: still mapped, its blocks
  *      still on the free list, ready for the next alloc.
  *   4. When the spares outnumber 1 + a quarter of the slabs in use, sweep
- *      (pool_sweep): take the blocks of the spares beyond 1 + an eighth of
+ *      (free_sweep): take the blocks of the spares beyond 1 + an eighth of
  *      the slabs in use off the free list (one walk of the list) and give
  *      their pages back to the OS. With no slab in use, one spare stays.
  *
@@ -315,15 +315,7 @@ static PP_SLOW pp_free_t *alloc_slow(pp_allocator_t *a, size_t cls)
 /* ---- Freeing: the fast path --------------------------------------------- */
 // clang-format on
 
-static PP_SLOW void pool_sweep(pp_allocator_t *a, pp_pool_t *pool, size_t keep);
-
-/* Step 4's second threshold: a sweep leaves 1 + an eighth of the slabs in
- * use, so that the next one (at 1 + a quarter, spares_max) is an eighth of
- * the pool's frees away. */
-static size_t spares_kept(const pp_pool_t *pool)
-{
-    return 1 + (pool->nslabs - pool->nspares) / 8;
-}
+static PP_SLOW void free_sweep(pp_allocator_t *a, pp_pool_t *pool);
 
 /* Step 3: block p goes back on its pool's free list; step 4 if its slab
  * became one spare too many. */
@@ -333,7 +325,7 @@ static void block_put(pp_allocator_t *a, pp_slab_t *s, pp_free_t *p)
     link_write(p, pool->free);
     pool->free = p;
     if (--s->used == 0 && ++pool->nspares > spares_max(pool))
-        pool_sweep(a, pool, spares_kept(pool));
+        free_sweep(a, pool);
 }
 
 #if PP_CHECKED
@@ -387,6 +379,12 @@ static pp_free_t *quarantine_push(pp_allocator_t *a, pp_slab_t *s, void *p)
 }
 #endif
 
+/*
+ * errno: pp_free promises to leave it alone (as POSIX asks of free), and
+ * the only place where it calls the OS is the sweep (step 4, free_sweep),
+ * which saves and restores errno itself. So the fast path pays nothing for
+ * the promise (reading errno is a call to __errno_location).
+ */
 void pp_free(pp_allocator_t *a, void *p)
 {
     if (p == NULL)
@@ -420,12 +418,43 @@ static bool os_unmap(void *p, size_t bytes)
     return munmap(p, bytes) == 0;
 }
 
-/* The same, counted in the allocator's footprint. */
+/*
+ * munmap can fail: unmapping one page out of a run of pages that the kernel
+ * merged into one mapping splits it in two, and past the limit on the
+ * number of mappings (vm.max_map_count) the kernel says ENOMEM. Then the
+ * page is still ours and still mapped: forgetting it would lose it, and
+ * counting it as given back would make `mapped` lie. So it goes on the
+ * refused list, linked through its own first bytes, still counted, and is
+ * offered again at the next sweep, pp_trim or pp_destroy.
+ */
 void pages_unmap(pp_allocator_t *a, void *p, size_t bytes)
 {
-    (void)os_unmap(p, bytes);
-    a->mapped -= bytes;
-    a->unmaps++;
+    if (os_unmap(p, bytes)) {
+        a->mapped -= bytes;
+        a->unmaps++;
+        return;
+    }
+    pp_refused_t *r = p; /* writable: os_unmap opened it for the tools */
+    r->next = a->refused;
+    r->bytes = bytes;
+    track_mem_noaccess(p, bytes);
+    a->refused = r;
+    a->refused_bytes += bytes;
+}
+
+/* Offers every refused mapping to munmap again; the ones refused once more
+ * go back on the list. */
+static void refused_retry(pp_allocator_t *a)
+{
+    pp_refused_t *r = a->refused;
+    a->refused = NULL;
+    a->refused_bytes = 0;
+    while (r != NULL) {
+        track_mem_defined(r, sizeof *r);
+        pp_refused_t node = *r; /* read before the mapping goes */
+        pages_unmap(a, r, node.bytes);
+        r = node.next;
+    }
 }
 
 /* A slab's page goes back to the OS; its blocks are off the free list. */
@@ -444,11 +473,11 @@ static void slab_unmap(pp_allocator_t *a, pp_pool_t *pool, pp_slab_t *s)
 }
 
 /*
- * Step 4: gives back every spare of the pool but `keep`. Three walks: mark
- * the doomed slabs, take their blocks off the free list, unmap them.
- * O(slabs + free blocks): paid once per eighth of the pool emptied.
+ * Gives back every spare of the pool but `keep`. Three walks: mark the
+ * doomed slabs, take their blocks off the free list, unmap them.
+ * O(slabs + free blocks). May change errno: its callers restore it.
  */
-static PP_SLOW void pool_sweep(pp_allocator_t *a, pp_pool_t *pool, size_t keep)
+static void pool_sweep(pp_allocator_t *a, pp_pool_t *pool, size_t keep)
 {
     size_t doomed = 0;
     for (pp_slab_t *s = pool->slabs; s != NULL; s = s->next) {
@@ -480,6 +509,23 @@ static PP_SLOW void pool_sweep(pp_allocator_t *a, pp_pool_t *pool, size_t keep)
             s = next;
         }
     }
+}
+
+/*
+ * Step 4, from pp_free: the mappings refused before are offered again,
+ * then the sweep leaves 1 + an eighth of the slabs in use, so that the
+ * next one (at 1 + a quarter, spares_max) is an eighth of the pool's frees
+ * away: its O(slabs + free blocks) spreads over those frees. Its system
+ * calls may fail and set errno, which pp_free must leave alone: saved and
+ * restored here.
+ */
+static PP_SLOW void free_sweep(pp_allocator_t *a, pp_pool_t *pool)
+{
+    int saved_errno = errno;
+    if (a->refused != NULL)
+        refused_retry(a);
+    pool_sweep(a, pool, 1 + (pool->nslabs - pool->nspares) / 8);
+    errno = saved_errno;
 }
 
 // clang-format off
@@ -524,6 +570,8 @@ pp_allocator_t *pp_create(void)
     a->set = NULL;
     a->set_cap = a->set_count = 0;
     a->set_shift = 64;
+    a->refused = NULL;
+    a->refused_bytes = 0;
     a->mapped = a->peak_mapped = page;
     a->maps = 1;
     a->unmaps = 0;
@@ -551,7 +599,7 @@ static void slab_list_release(pp_allocator_t *a, pp_pool_t *pool)
                     track_free(block_at(pool, s, i), pool->block_size, 0);
         }
 #endif
-        (void)os_unmap(s, a->page_size);
+        (void)os_unmap(s, a->page_size); /* refused: nothing left to do */
         s = next;
     }
 }
@@ -560,6 +608,7 @@ void pp_destroy(pp_allocator_t *a)
 {
     if (a == NULL)
         return;
+    int saved_errno = errno;
     pp_root_t *r = a->roots;
     do {
         for (uint32_t k = 0; k < r->npools; k++)
@@ -567,6 +616,12 @@ void pp_destroy(pp_allocator_t *a)
     } while ((r = r->next) != NULL);
     if (a->set != NULL)
         (void)os_unmap(a->set, slabset_bytes(a));
+    for (pp_refused_t *f = a->refused; f != NULL;) {
+        track_mem_defined(f, sizeof *f);
+        pp_refused_t node = *f;
+        (void)os_unmap(f, node.bytes);
+        f = node.next;
+    }
     /* Root pages last, page 0 (where *a lives) the very last. */
     size_t page = a->page_size;
     r = a->roots->next;
@@ -576,6 +631,7 @@ void pp_destroy(pp_allocator_t *a)
         r = next;
     }
     (void)os_unmap(a->roots, page);
+    errno = saved_errno;
 }
 
 // clang-format off
@@ -606,7 +662,10 @@ pp_slab_t *pp_slab_of(const pp_allocator_t *a, const void *p)
 
 size_t pp_trim(pp_allocator_t *a)
 {
+    int saved_errno = errno;
     size_t before = a->mapped;
+    if (a->refused != NULL)
+        refused_retry(a);
 #if PP_QUARANTINE
     while (a->q_count > 0) {
         pp_free_t *out = a->quarantine[a->q_head];
@@ -620,6 +679,7 @@ size_t pp_trim(pp_allocator_t *a)
     for (pp_root_t *r = a->roots; r != NULL; r = r->next)
         for (uint32_t k = 0; k < r->npools; k++)
             pool_sweep(a, &r->pools[k], 0);
+    errno = saved_errno;
     return before - a->mapped;
 }
 
@@ -634,6 +694,7 @@ pp_stats_t pp_stats(const pp_allocator_t *a)
     st.pools = a->npools;
     st.slabs = a->nslabs;
     st.set_bytes = slabset_bytes(a);
+    st.refused_bytes = a->refused_bytes;
     st.maps = a->maps;
     st.unmaps = a->unmaps;
 #if PP_QUARANTINE

@@ -137,6 +137,16 @@ typedef struct pp_root {
     uint32_t cap;         /* slots on this page */
 } pp_root_t;
 
+/* A mapping that munmap refused to take back (it can: ENOMEM, when the
+ * unmapping would split a mapping past the limit on their number), seen
+ * through its first bytes. It stays on the allocator's list, counted in
+ * `mapped`, and is offered again at the next sweep, pp_trim or pp_destroy:
+ * a refusal loses no memory and leaves every count true. */
+typedef struct pp_refused {
+    struct pp_refused *next; /* the next refused mapping, or NULL */
+    size_t bytes;            /* its length: a page, or the set's mapping */
+} pp_refused_t;
+
 /*
  * The allocator object. It lives in the first root page, right after that
  * page's pp_root_t, and pool_of_class[] runs on after it.
@@ -148,30 +158,33 @@ typedef struct pp_root {
  *
  * Invariants (pp_check verifies):
  *     mapped == page_size * (nroots + nslabs) + the set's mapping
+ *               + refused_bytes
  *     set_count == nslabs, and every slab of every pool is in the set
  *     pool_of_class[k] is NULL or the pool with block_size 16 * k, for
  *     k >= 1; pool_of_class[0] == pool_of_class[1] (size 0 gets 16 B)
  */
 typedef struct pp_allocator {
-    size_t page_size;     /* the OS page, from sysconf; a slab's size */
-    uintptr_t page_mask;  /* ~(page_size - 1): block & page_mask = slab */
-    unsigned page_shift;  /* log2(page_size) */
-    size_t max_size;      /* the largest request: page_size / 4 */
-    size_t nclasses;      /* max_size / 16: classes 1 .. nclasses */
-    size_t first_block;   /* offset of block 0 in every slab: the header
-                             with its bitmap, and a redzone */
-    pp_root_t *roots;     /* root page 0, where this struct lives */
-    pp_root_t *last_root; /* the end of the chain: new pools go there */
-    size_t nroots;        /* root pages in the chain */
-    size_t npools;        /* pools created so far */
-    size_t nslabs;        /* slabs of all pools, spares included */
-    uintptr_t *set;       /* slab set slots (0 = empty), or NULL */
-    size_t set_cap;       /* slots: 0 or a power of two */
-    size_t set_count;     /* slots in use */
-    unsigned set_shift;   /* 64 - log2(set_cap): the hash keeps top bits */
-    size_t mapped;        /* bytes held from the OS right now */
-    size_t peak_mapped;   /* the most ever held at once */
-    size_t maps, unmaps;  /* mmap and munmap calls that succeeded */
+    size_t page_size;      /* the OS page, from sysconf; a slab's size */
+    uintptr_t page_mask;   /* ~(page_size - 1): block & page_mask = slab */
+    unsigned page_shift;   /* log2(page_size) */
+    size_t max_size;       /* the largest request: page_size / 4 */
+    size_t nclasses;       /* max_size / 16: classes 1 .. nclasses */
+    size_t first_block;    /* offset of block 0 in every slab: the header
+                              with its bitmap, and a redzone */
+    pp_root_t *roots;      /* root page 0, where this struct lives */
+    pp_root_t *last_root;  /* the end of the chain: new pools go there */
+    size_t nroots;         /* root pages in the chain */
+    size_t npools;         /* pools created so far */
+    size_t nslabs;         /* slabs of all pools, spares included */
+    uintptr_t *set;        /* slab set slots (0 = empty), or NULL */
+    size_t set_cap;        /* slots: 0 or a power of two */
+    size_t set_count;      /* slots in use */
+    unsigned set_shift;    /* 64 - log2(set_cap): the hash keeps top bits */
+    pp_refused_t *refused; /* mappings munmap refused, newest first */
+    size_t refused_bytes;  /* their bytes, added up */
+    size_t mapped;         /* bytes held from the OS right now */
+    size_t peak_mapped;    /* the most ever held at once */
+    size_t maps, unmaps;   /* mmap and munmap calls that succeeded */
 #if PP_QUARANTINE
     void *quarantine[PP_QUARANTINE]; /* freed blocks, oldest at q_head */
     unsigned q_head, q_count;        /* a ring: first slot, and how many */
@@ -182,21 +195,23 @@ typedef struct pp_allocator {
 } pp_allocator_t;
 
 typedef struct pp_stats {
-    size_t page_size;   /* bytes in an OS page, and in a slab */
-    size_t max_size;    /* the largest request pp_alloc accepts */
-    size_t mapped;      /* bytes held from the OS: root pages, slabs, set */
-    size_t peak_mapped; /* the most ever held at once */
-    size_t root_pages;  /* pages of headers */
-    size_t pool_slots;  /* pool headers the root pages have room for */
-    size_t pools;       /* pools created */
-    size_t slabs;       /* slabs held, spares included */
-    size_t spares;      /* slabs held empty (see pp_pool_t) */
-    size_t live_blocks; /* blocks handed out and not freed */
-    size_t live_bytes;  /* their block sizes added up (class, not request) */
-    size_t quarantined; /* freed blocks held back (checked builds) */
-    size_t set_bytes;   /* the slab set's mapping */
-    size_t maps;        /* mmap calls that succeeded */
-    size_t unmaps;      /* munmap calls that succeeded */
+    size_t page_size;     /* bytes in an OS page, and in a slab */
+    size_t max_size;      /* the largest request pp_alloc accepts */
+    size_t mapped;        /* bytes held from the OS: root pages, slabs, the
+                             set, refused mappings */
+    size_t peak_mapped;   /* the most ever held at once */
+    size_t root_pages;    /* pages of headers */
+    size_t pool_slots;    /* pool headers the root pages have room for */
+    size_t pools;         /* pools created */
+    size_t slabs;         /* slabs held, spares included */
+    size_t spares;        /* slabs held empty (see pp_pool_t) */
+    size_t live_blocks;   /* blocks handed out and not freed */
+    size_t live_bytes;    /* their block sizes added up (class, not request) */
+    size_t quarantined;   /* freed blocks held back (checked builds) */
+    size_t set_bytes;     /* the slab set's mapping */
+    size_t refused_bytes; /* mappings munmap refused, held to retry */
+    size_t maps;          /* mmap calls that succeeded */
+    size_t unmaps;        /* munmap calls that succeeded */
 } pp_stats_t;
 
 /* A new allocator: one root page, no pool, no slab yet. NULL with
@@ -204,7 +219,7 @@ typedef struct pp_stats {
 pp_allocator_t *pp_create(void);
 
 /* Gives every page back to the OS. Blocks still live die with it (as with
- * any pool); a NULL allocator is ignored. */
+ * any pool); a NULL allocator is ignored; errno is left as it was. */
 void pp_destroy(pp_allocator_t *a);
 
 /*
@@ -216,9 +231,10 @@ void pp_destroy(pp_allocator_t *a);
 void *pp_alloc(pp_allocator_t *a, size_t size);
 
 /*
- * Frees a block; NULL is ignored. In checked builds, a pointer that is not the
- * start of a live block of `a` is reported (stage, function, address) and the
- * program aborts: a pointer whose page is not one of a's slabs, misaligned or
+ * Frees a block; NULL is ignored; errno is left as it was, even when giving
+ * pages back fails. In checked builds, a pointer that is not the start of a
+ * live block of `a` is reported (stage, function, address) and the program
+ * aborts: a pointer whose page is not one of a's slabs, misaligned or
  * inside a slab header, a double free. Release builds check nothing: misuse
  * there is undefined behaviour, as with free().
  */
@@ -235,8 +251,9 @@ size_t pp_class_size(const pp_allocator_t *a, size_t size);
  * slabs. O(1): the address masked to its page, looked up in the set. */
 pp_slab_t *pp_slab_of(const pp_allocator_t *a, const void *p);
 
-/* Gives back what is held but unused: the quarantine is emptied and every
- * pool's spare slabs unmapped. Returns the bytes given back. */
+/* Gives back what is held but unused: the quarantine is emptied, every
+ * pool's spare slabs unmapped, refused mappings offered again. Returns the
+ * bytes given back; errno is left as it was. */
 size_t pp_trim(pp_allocator_t *a);
 
 /* Counts, from the structures (O(root pages + pools + slabs)). */

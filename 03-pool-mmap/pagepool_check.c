@@ -213,7 +213,27 @@ bool pp_check(const pp_allocator_t *a)
     }
 #endif
 
-    if (a->mapped != page * (a->nroots + a->nslabs) + slabset_bytes(a))
+    /* Mappings that munmap refused: page-aligned, whole pages, not slabs
+     * any more, and as many bytes as counted. The count bounds the walk. */
+    size_t refused = 0;
+    for (const pp_refused_t *r = a->refused; r != NULL;) {
+        if (slab_from(a, r) != (const void *)r ||
+            slabset_contains(a, (uintptr_t)r))
+            return fail("a refused mapping is misplaced, or still a slab");
+        track_mem_defined(r, sizeof *r);
+        pp_refused_t node = *r;
+        track_mem_noaccess(r, sizeof *r);
+        if (node.bytes == 0 || node.bytes % page != 0 ||
+            node.bytes > a->refused_bytes - refused)
+            return fail("the refused mappings disagree with refused_bytes");
+        refused += node.bytes;
+        r = node.next;
+    }
+    if (refused != a->refused_bytes)
+        return fail("the refused mappings disagree with refused_bytes");
+
+    if (a->mapped !=
+        page * (a->nroots + a->nslabs) + slabset_bytes(a) + a->refused_bytes)
         return fail("the mapped byte count is wrong");
     return true;
 }
@@ -299,6 +319,9 @@ void pp_dump(const pp_allocator_t *a, FILE *out)
     if (a->set_cap != 0)
         fprintf(out, "  slab set: %zu of %zu slots used (%zu B)\n",
                 a->set_count, a->set_cap, slabset_bytes(a));
+    if (a->refused != NULL)
+        fprintf(out, "  refused by munmap, held to offer again: %zu B\n",
+                a->refused_bytes);
 #if PP_QUARANTINE
     if (a->q_count != 0)
         fprintf(out, "  quarantine: %u of %d blocks held\n", a->q_count,

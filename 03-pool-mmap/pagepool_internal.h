@@ -82,7 +82,9 @@ static inline size_t spares_max(const pp_pool_t *pool)
  * counted in a->mapped, or NULL with errno = ENOMEM. */
 void *pages_map(pp_allocator_t *a, size_t bytes);
 
-/* pagepool.c: gives a mapping back with munmap, counted. */
+/* pagepool.c: gives a mapping back with munmap, or, if the OS refuses,
+ * keeps it on a->refused to offer again later; either way the counts stay
+ * true. May change errno: the public free-like functions restore it. */
 void pages_unmap(pp_allocator_t *a, void *p, size_t bytes);
 
 /* slabset.c: the slab set, which holds the address of every slab. */

@@ -56,7 +56,9 @@ void slabset_insert(pp_allocator_t *a, uintptr_t slab)
 }
 
 /* Moves the set to a mapping of `cap` slots (a power of two, or 0 to drop
- * it). False if the OS refuses the new mapping; the old one is kept. */
+ * it). False if the OS refuses the new mapping; the old one is kept. If it
+ * refuses to take the old one back, pages_unmap keeps that on the refused
+ * list: the set itself has moved either way. */
 static bool set_resize(pp_allocator_t *a, size_t cap)
 {
     uintptr_t *old = a->set;

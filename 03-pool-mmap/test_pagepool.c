@@ -52,8 +52,8 @@ static bool is_mapped(const void *p, size_t n)
 /* The footprint equation every state must satisfy. */
 static bool footprint_adds_up(const pp_stats_t *s)
 {
-    return s->mapped ==
-           s->page_size * (s->root_pages + s->slabs) + s->set_bytes;
+    return s->mapped == s->page_size * (s->root_pages + s->slabs) +
+                            s->set_bytes + s->refused_bytes;
 }
 
 /* ---- Creating and ending ------------------------------------------------ */
@@ -452,6 +452,118 @@ static void test_spares_kept_in_proportion(void)
     pp_destroy(a);
 }
 
+/* When munmap fails (it can: ENOMEM, at the limit on the number of
+ * mappings), pp_free leaves errno alone, as POSIX asks of free, and the
+ * page it could not give back is neither lost nor miscounted: it is kept,
+ * and given back at the next chance. Here the sweep that pp_free starts by
+ * itself is refused: two slabs of the largest class (3 blocks each) are
+ * emptied, one spare too many. */
+static void test_sweep_keeps_errno_and_the_page_when_munmap_fails(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    void *held[PP_QUARANTINE + 1];
+    for (int i = 0; i < PP_QUARANTINE; i++) /* checked builds: see below */
+        REQUIRE((held[i] = pp_alloc(a, 16)) != NULL);
+    void *b[8];
+    size_t per_slab = 0, n = 0;
+    do {
+        REQUIRE((b[n++] = pp_alloc(a, a->max_size)) != NULL);
+        per_slab = pp_slab_of(a, b[0])->pool->nblocks;
+    } while (n < 2 * per_slab && n < 8);
+    REQUIRE(n == 2 * per_slab);
+    pp_slab_t *first = pp_slab_of(a, b[0]), *second = pp_slab_of(a, b[n - 1]);
+    REQUIRE(first != second);
+    pp_stats_t before = pp_stats(a);
+
+    fault_arm(FAULT_MUNMAP, 0, 1); /* the next munmap fails */
+    errno = 1234;
+    for (size_t i = 0; i < n; i++)
+        pp_free(a, b[i]);
+    /* Checked builds: the blocks wait in the quarantine; these frees push
+     * them out, so that the same sweep runs inside one of them. */
+    for (int i = 0; i < PP_QUARANTINE; i++)
+        pp_free(a, held[i]);
+    CHECK_INT_EQ(errno, 1234);
+    CHECK_EQ(fault_calls(FAULT_MUNMAP), 1);  /* the sweep ran, once */
+    CHECK_EQ(fault_failed(FAULT_MUNMAP), 1); /* and was refused */
+    fault_disarm();
+    CHECK(pp_check(a));
+    pp_stats_t after = pp_stats(a);
+    CHECK_EQ(after.slabs, before.slabs - 1); /* one page left its pool */
+    CHECK_NULL(pp_slab_of(a, first));        /* the older one */
+    CHECK(is_mapped(first, PAGE));           /* but the OS kept it */
+    CHECK_EQ(after.refused_bytes, PAGE);     /* and so did we */
+    CHECK_EQ(after.mapped, before.mapped);
+    CHECK_EQ(after.unmaps, before.unmaps);
+
+    /* Offered again at the next chance, here pp_trim: refused again, it
+     * stays; then taken. */
+    fault_arm(FAULT_MUNMAP, 0, 1);
+    errno = 1234;
+    (void)pp_trim(a); /* gives back the other spares */
+    CHECK_INT_EQ(errno, 1234);
+    CHECK_EQ(fault_failed(FAULT_MUNMAP), 1);
+    fault_disarm();
+    CHECK(pp_check(a));
+    CHECK_EQ(pp_stats(a).refused_bytes, PAGE);
+    CHECK(is_mapped(first, PAGE));
+    errno = 1234;
+    CHECK_EQ(pp_trim(a), PAGE);
+    CHECK_INT_EQ(errno, 1234);
+    CHECK(!is_mapped(first, PAGE));
+    CHECK_EQ(pp_stats(a).refused_bytes, 0);
+    CHECK(pp_check(a));
+    pp_destroy(a);
+}
+
+/* The same for pp_trim, whose first munmap here is the slab set's: the
+ * last slab leaves the set, and the set's page goes back before the slab's.
+ * The slab goes, the set's page is kept, and the next trim gives it back. */
+static void test_trim_keeps_errno_and_the_set_when_munmap_fails(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    void *p = pp_alloc(a, 64);
+    REQUIRE(p != NULL);
+    pp_free(a, p);
+    pp_stats_t before = pp_stats(a);
+    REQUIRE(before.slabs == 1 && before.set_bytes == PAGE);
+    fault_arm(FAULT_MUNMAP, 0, 1);
+    errno = 1234;
+    size_t back = pp_trim(a);
+    CHECK_INT_EQ(errno, 1234);
+    CHECK_EQ(fault_calls(FAULT_MUNMAP), 2); /* the set's page, the slab */
+    CHECK_EQ(fault_failed(FAULT_MUNMAP), 1);
+    fault_disarm();
+    CHECK(pp_check(a));
+    pp_stats_t after = pp_stats(a);
+    CHECK_EQ(back, PAGE); /* the slab */
+    CHECK_EQ(after.slabs, 0);
+    CHECK_EQ(after.set_bytes, 0);
+    CHECK_EQ(after.refused_bytes, PAGE); /* the set's page, kept */
+    CHECK_EQ(after.mapped, before.mapped - PAGE);
+    CHECK_EQ(pp_trim(a), PAGE); /* offered again, taken */
+    CHECK_EQ(pp_stats(a).mapped, PAGE);
+    CHECK(pp_check(a));
+    pp_destroy(a);
+}
+
+/* pp_destroy leaves errno alone too, even when every munmap fails (what it
+ * could not give back stays mapped: there is no allocator left to keep it). */
+static void test_destroy_keeps_errno_when_munmap_fails(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    REQUIRE(pp_alloc(a, 64) != NULL);
+    fault_arm(FAULT_MUNMAP, 0, ~0u);
+    errno = 1234;
+    pp_destroy(a); /* a slab, the set, the root page */
+    CHECK_INT_EQ(errno, 1234);
+    CHECK_EQ(fault_failed(FAULT_MUNMAP), 3);
+    fault_disarm();
+}
+
 /* ---- Reuse and the quarantine
  * ------------------------------------------------ */
 
@@ -657,7 +769,8 @@ static void test_out_of_memory_leaves_a_sound_heap(void)
 }
 
 /* The slab set grows when half full and shrinks when 1/8 full; a refused
- * mapping leaves it as it was, working. */
+ * mapping leaves it as it was, working, and the frees that would have
+ * shrunk it leave errno alone. */
 static void test_slab_set_resizes_and_survives_refusals(void)
 {
     pp_allocator_t *a = pp_create();
@@ -692,12 +805,14 @@ static void test_slab_set_resizes_and_survives_refusals(void)
     /* Free everything, refusing every shrink: the set stays large but
      * correct, and goes away whole when the last slab does. */
     fault_arm(FAULT_MMAP, 0, ~0u);
+    errno = 1234;
     for (size_t i = 0; i < n; i++) {
         pp_free(a, blocks[i]);
         if (i % 64 == 0)
             REQUIRE(pp_check(a));
     }
-    CHECK_GE(fault_failed(FAULT_MMAP), 1);
+    CHECK_INT_EQ(errno, 1234); /* each refused shrink set ENOMEM, then */
+    CHECK_GE(fault_failed(FAULT_MMAP), 1); /* pp_free put it back */
     fault_disarm();
     CHECK_EQ(pp_stats(a).set_bytes, 2 * PAGE);
     CHECK(pp_check(a));
@@ -990,6 +1105,9 @@ int main(int argc, char **argv)
     RUN_TEST(test_footprint_falls_after_frees);
     RUN_TEST(test_spare_slab_prevents_thrashing);
     RUN_TEST(test_spares_kept_in_proportion);
+    RUN_TEST(test_sweep_keeps_errno_and_the_page_when_munmap_fails);
+    RUN_TEST(test_trim_keeps_errno_and_the_set_when_munmap_fails);
+    RUN_TEST(test_destroy_keeps_errno_when_munmap_fails);
     RUN_TEST(test_freed_block_reuse);
     RUN_TEST(test_misuse_reported);
     RUN_TEST(test_misuse_foreign_pointers_reported);
