@@ -100,10 +100,10 @@ struct pp_slab {
     uint32_t held;       /* freed blocks waiting in the quarantine */
     uint32_t doomed;     /* 1 only during a sweep: this page goes back */
     uint32_t unused_pad; /* keeps live_map 8-byte aligned */
-    uint64_t live_map[]; /* checked builds: bit i set when block i is live;
-                            page_size / 1024 words (one bit for each of at
-                            most page_size / 16 blocks), reserved in every
-                            build, used in checked builds only */
+    uint64_t live_map[]; /* checked builds only: bit i set when block i is
+                            live; page_size / 1024 words (one bit for each
+                            of at most page_size / 16 blocks). Release
+                            builds reserve no room for it */
 };
 
 /*
@@ -170,7 +170,7 @@ typedef struct pp_allocator {
     size_t max_size;       /* the largest request: page_size / 4 */
     size_t nclasses;       /* max_size / 16: classes 1 .. nclasses */
     size_t first_block;    /* offset of block 0 in every slab: the header
-                              with its bitmap, and a redzone */
+                              (the bitmap in checked builds) and a redzone */
     pp_root_t *roots;      /* root page 0, where this struct lives */
     pp_root_t *last_root;  /* the end of the chain: new pools go there */
     size_t nroots;         /* root pages in the chain */
