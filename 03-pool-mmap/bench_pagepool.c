@@ -69,7 +69,9 @@ static size_t *shuffled(size_t n)
     return order;
 }
 
-/* ---- Churn: free a random live block, allocate its replacement ----------- */
+// clang-format off
+/* ---- Churn: free a random live block, allocate its replacement ---------- */
+// clang-format on
 
 /*
  * The stage's side is written out here, so that it calls its allocator
@@ -119,8 +121,9 @@ CHURN(256, 1000)
 CHURN(256, 100000)
 CHURN(0, 10000) /* many-sizes */
 
-/* ---- Fill and free: pages mapped, pages given back ------------------------
- */
+// clang-format off
+/* ---- Fill and free: pages mapped, pages given back ---------------------- */
+// clang-format on
 
 #define MIXED_SIZE(x) (16 + bench_below(bench_random(x), 241)) /* 16..256 */
 
@@ -211,8 +214,9 @@ static const bench_case cases[] = {
      MIXED, free_stage, free_system},
 };
 
-/* ---- Resident memory: allocate a lot, free it all ---------------------------
- */
+// clang-format off
+/* ---- Resident memory: allocate a lot, free it all ----------------------- */
+// clang-format on
 
 /* What a child measures: resident bytes before, at the peak, after the
  * frees; and the stage's own count of mapped bytes at the same moments. */

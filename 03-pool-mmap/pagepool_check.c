@@ -9,7 +9,7 @@
 #include "pagepool_internal.h"
 
 // clang-format off
-/* ---- The checker --------------------------------------------------------- */
+/* ---- The checker -------------------------------------------------------- */
 // clang-format on
 static const char *check_failure = "";
 
@@ -239,7 +239,7 @@ bool pp_check(const pp_allocator_t *a)
 }
 
 // clang-format off
-/* ---- The drawing --------------------------------------------------------- */
+/* ---- The drawing -------------------------------------------------------- */
 // clang-format on
 
 #define DUMP_CELLS 64 /* blocks drawn per line */
