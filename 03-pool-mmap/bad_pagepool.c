@@ -45,7 +45,9 @@ static const misuse_bug bugs[] = {
      "frees a pointer 16 bytes into a block (checked builds)"},
     {"uninitialised-read", "uninitialised value", "-",
      "branches on a byte of a fresh block never written (ASan tracks "
-     "addressability, not initialisation: MSan would see it)"},
+     "addressability, not initialisation; MSan would not see it either: "
+     "fresh mmap memory is zeros, initialised to MSan, and annotate.h tells "
+     "MSan nothing)"},
     {"leak", "bytes in [0-9]+ blocks are definitely lost", "-",
      "loses the only pointer to a block while the allocator lives on (ASan "
      "has no leak check for blocks inside our pages)"},

@@ -49,6 +49,16 @@ static bool is_mapped(const void *p, size_t n)
     return mincore((void *)page_of(p), n, vec) == 0;
 }
 
+/* pp_check holds; if not, prints which invariant broke (the harness then
+ * prints the line of the check). */
+static bool sound(const pp_allocator_t *a)
+{
+    if (pp_check(a))
+        return true;
+    printf("    pp_check: %s\n", pp_check_failure());
+    return false;
+}
+
 /* The footprint equation every state must satisfy. */
 static bool footprint_adds_up(const pp_stats_t *s)
 {
@@ -74,7 +84,7 @@ static void test_create_maps_one_root_page(void)
     CHECK_EQ(s.maps, 1);
     CHECK_GE(s.pool_slots, 1);
     CHECK_EQ(page_of(a), (uintptr_t)a->roots); /* lives in root page 0 */
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_destroy(a);
     pp_destroy(NULL); /* ignored */
 }
@@ -137,7 +147,7 @@ static void test_every_size_gets_its_class(void)
         pp_free(a, p);
     }
     CHECK_EQ(pp_stats(a).pools, a->nclasses);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_destroy(a);
 }
 
@@ -158,7 +168,7 @@ static void test_sizes_above_the_limit_are_refused(void)
     CHECK_EQ(after.mapped, before.mapped);
     CHECK_EQ(after.pools, before.pools);
     CHECK_EQ(after.live_blocks, before.live_blocks);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_destroy(a);
 }
 
@@ -180,7 +190,7 @@ static void test_zero_and_null(void)
     pp_free(a, x);
     pp_free(a, y);
     CHECK_EQ(pp_stats(a).live_blocks, 0);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_destroy(a);
 }
 
@@ -207,7 +217,7 @@ static void test_pools_and_slabs_come_lazily(void)
     CHECK_EQ(s.pools, 2);
     CHECK_EQ(s.slabs, 2);
     CHECK(footprint_adds_up(&s));
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_destroy(a);
 }
 
@@ -264,7 +274,7 @@ static void test_a_slab_is_one_page_found_by_mask(void)
     void *next = pp_alloc(a, 48);
     REQUIRE(next != NULL);
     CHECK(page_of(next) != (uintptr_t)c);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_destroy(a);
 }
 
@@ -318,14 +328,14 @@ static void test_root_pages_chain_when_full(void)
         CHECK_LE(after.pools, after.pool_slots);
         CHECK(footprint_adds_up(&after));
         CHECK_EQ(pp_slab_of(a, p)->pool->block_size, size);
-        REQUIRE(pp_check(a));
+        REQUIRE(sound(a));
     }
     /* With 4 KB pages, 64 pool headers of 64 B cannot share one page. */
     if (PAGE == 4096)
         CHECK_EQ(pp_stats(a).root_pages, 2);
     for (size_t i = 0; i < n; i++)
         pp_free(a, blocks[i]);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_destroy(a);
 }
 
@@ -374,7 +384,7 @@ static void test_footprint_falls_after_frees(void)
     for (size_t i = 0; i < n; i++)
         pp_free(a, blocks[i]);
     pp_stats_t after = pp_stats(a);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     CHECK(footprint_adds_up(&after));
     CHECK_EQ(after.live_blocks, 0);
     /* What is left: the slabs of quarantined blocks (checked builds),
@@ -391,7 +401,7 @@ static void test_footprint_falls_after_frees(void)
     CHECK_EQ(trimmed.slabs, 0);
     CHECK_EQ(trimmed.set_bytes, 0);
     CHECK_EQ(trimmed.mapped, PAGE);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_destroy(a);
 }
 
@@ -424,7 +434,7 @@ static void test_spare_slab_prevents_thrashing(void)
     CHECK_EQ(after.maps, before.maps); /* no syscall at all */
     CHECK_EQ(after.unmaps, before.unmaps);
     CHECK_EQ(after.slabs, before.slabs);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_destroy(a);
 }
 
@@ -455,7 +465,7 @@ static void test_spares_kept_in_proportion(void)
     for (size_t i = 0; i < n; i++) {
         pp_free(a, blocks[i]);
         if ((i + 1) % pool->nblocks == 0) {
-            REQUIRE(pp_check(a)); /* includes spares <= 1 + in use / 4 */
+            REQUIRE(sound(a)); /* includes spares <= 1 + in use / 4 */
             if (pool->nspares > most_spares)
                 most_spares = pool->nspares;
         }
@@ -466,7 +476,7 @@ static void test_spares_kept_in_proportion(void)
     CHECK_GE(pp_stats(a).unmaps, unmaps + SLABS / 2); /* and swept */
     CHECK_EQ(pool->nspares, 1);
     CHECK_EQ(pool->nslabs, 1);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_destroy(a);
 }
 
@@ -506,7 +516,7 @@ static void test_sweep_keeps_errno_and_the_page_when_munmap_fails(void)
     CHECK_EQ(fault_calls(FAULT_MUNMAP), 1);  /* the sweep ran, once */
     CHECK_EQ(fault_failed(FAULT_MUNMAP), 1); /* and was refused */
     fault_disarm();
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_stats_t after = pp_stats(a);
     CHECK_EQ(after.slabs, before.slabs - 1); /* one page left its pool */
     CHECK_NULL(pp_slab_of(a, first));        /* the older one */
@@ -523,7 +533,7 @@ static void test_sweep_keeps_errno_and_the_page_when_munmap_fails(void)
     CHECK_INT_EQ(errno, 1234);
     CHECK_EQ(fault_failed(FAULT_MUNMAP), 1);
     fault_disarm();
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     CHECK_EQ(pp_stats(a).refused_bytes, PAGE);
     CHECK(is_mapped(first, PAGE));
     errno = 1234;
@@ -531,7 +541,7 @@ static void test_sweep_keeps_errno_and_the_page_when_munmap_fails(void)
     CHECK_INT_EQ(errno, 1234);
     CHECK(!is_mapped(first, PAGE));
     CHECK_EQ(pp_stats(a).refused_bytes, 0);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_destroy(a);
 }
 
@@ -554,7 +564,7 @@ static void test_trim_keeps_errno_and_the_set_when_munmap_fails(void)
     CHECK_EQ(fault_calls(FAULT_MUNMAP), 2); /* the set's page, the slab */
     CHECK_EQ(fault_failed(FAULT_MUNMAP), 1);
     fault_disarm();
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_stats_t after = pp_stats(a);
     CHECK_EQ(back, PAGE); /* the slab */
     CHECK_EQ(after.slabs, 0);
@@ -563,7 +573,7 @@ static void test_trim_keeps_errno_and_the_set_when_munmap_fails(void)
     CHECK_EQ(after.mapped, before.mapped - PAGE);
     CHECK_EQ(pp_trim(a), PAGE); /* offered again, taken */
     CHECK_EQ(pp_stats(a).mapped, PAGE);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_destroy(a);
 }
 
@@ -606,7 +616,7 @@ static void test_freed_block_reuse(void)
         CHECK_EQ(pp_stats(a).quarantined, 0);
         CHECK_PTR_EQ(pp_alloc(a, 32), p);
     }
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_destroy(a);
 }
 
@@ -752,14 +762,14 @@ static void test_out_of_memory_leaves_a_sound_heap(void)
     CHECK_NULL(pp_alloc(a, 64));
     CHECK_INT_EQ(errno, ENOMEM);
     CHECK_EQ(fault_failed(FAULT_MMAP), 1);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     CHECK_EQ(pp_stats(a).set_bytes, 0);
     fault_arm(FAULT_MMAP, 1, 1); /* the set maps, the slab does not */
     errno = 0;
     CHECK_NULL(pp_alloc(a, 64));
     CHECK_INT_EQ(errno, ENOMEM);
     CHECK_EQ(fault_failed(FAULT_MMAP), 1);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     CHECK_EQ(pp_stats(a).slabs, 0);
     CHECK_EQ(pp_stats(a).set_bytes, PAGE);
     fault_disarm();
@@ -779,7 +789,7 @@ static void test_out_of_memory_leaves_a_sound_heap(void)
         CHECK_INT_EQ(errno, ENOMEM);
         CHECK_EQ(fault_failed(FAULT_MMAP), 1);
         CHECK_EQ(pp_stats(a).root_pages, 1);
-        CHECK(pp_check(a));
+        CHECK(sound(a));
         fault_disarm();
         CHECK_NOT_NULL(pp_alloc(a, size));
         CHECK_EQ(pp_stats(a).root_pages, 2);
@@ -814,14 +824,14 @@ static void test_slab_set_resizes_and_survives_refusals(void)
     CHECK_NULL(pp_alloc(a, a->max_size));
     CHECK_INT_EQ(errno, ENOMEM);
     CHECK_EQ(fault_failed(FAULT_MMAP), 1);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     CHECK_EQ(pp_stats(a).set_bytes, PAGE);
     fault_disarm();
     blocks[n] = pp_alloc(a, a->max_size); /* now it grows */
     REQUIRE(blocks[n] != NULL);
     n++;
     CHECK_EQ(pp_stats(a).set_bytes, 2 * PAGE);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     /* Free everything, refusing every shrink: the set stays large but
      * correct, and goes away whole when the last slab does. */
     fault_arm(FAULT_MMAP, 0, ~0u);
@@ -829,13 +839,13 @@ static void test_slab_set_resizes_and_survives_refusals(void)
     for (size_t i = 0; i < n; i++) {
         pp_free(a, blocks[i]);
         if (i % 64 == 0)
-            REQUIRE(pp_check(a));
+            REQUIRE(sound(a));
     }
     CHECK_INT_EQ(errno, 1234); /* each refused shrink set ENOMEM, then */
     CHECK_GE(fault_failed(FAULT_MMAP), 1); /* pp_free put it back */
     fault_disarm();
     CHECK_EQ(pp_stats(a).set_bytes, 2 * PAGE);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_trim(a);
     CHECK_EQ(pp_stats(a).set_bytes, 0);
     /* And without refusals it shrinks on the way down. */
@@ -848,7 +858,7 @@ static void test_slab_set_resizes_and_survives_refusals(void)
     void *held[PP_QUARANTINE + 1];
     quarantine_rotate(a, held);
     CHECK_EQ(pp_stats(a).set_bytes, PAGE);
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_destroy(a);
 }
 
@@ -897,7 +907,7 @@ static void test_check_catches_broken_heaps(void)
     pp_free(a, b[3]);
     pp_free(a, b[5]);
     pp_trim(a); /* checked builds: out of the quarantine, onto the list */
-    REQUIRE(pp_check(a));
+    REQUIRE(sound(a));
     pp_slab_t *c = pp_slab_of(a, b[0]);
     REQUIRE(c != NULL && c->used == 5);
     pp_pool_t *pool = c->pool;
@@ -913,7 +923,7 @@ static void test_check_catches_broken_heaps(void)
     c->held = c->used + 1;
     CHECK_BROKEN(a, "out of range");
     c->held = 0;
-    REQUIRE(pp_check(a));
+    REQUIRE(sound(a));
     if (checked_build()) { /* the bitmap: a free block marked live */
         uint32_t i1 =
             (uint32_t)(((char *)b[1] - (char *)c - pool->first) / pool->stride);
@@ -923,7 +933,7 @@ static void test_check_catches_broken_heaps(void)
         c->live_map[0] ^= 1; /* block 0 is live: its bit cleared */
         CHECK_BROKEN(a, "bitmap disagrees");
         c->live_map[0] ^= 1;
-        REQUIRE(pp_check(a));
+        REQUIRE(sound(a));
     }
 
     /* The free list: a cycle, a node in another pool, a node off a block
@@ -941,7 +951,7 @@ static void test_check_catches_broken_heaps(void)
     poke_link(head, NULL);
     CHECK_BROKEN(a, "shorter than the free blocks");
     poke_link(head, second);
-    REQUIRE(pp_check(a));
+    REQUIRE(sound(a));
 
     /* Two slabs of one pool whose counts are swapped: the totals agree,
      * the slab-by-slab count does not. */
@@ -955,7 +965,7 @@ static void test_check_catches_broken_heaps(void)
     CHECK_BROKEN_COUNT(a, "disagrees with the free list");
     c1->used++;
     c2->used--;
-    REQUIRE(pp_check(a));
+    REQUIRE(sound(a));
 
     /* The pool's slab list and counts. */
     pool->nspares++;
@@ -967,7 +977,7 @@ static void test_check_catches_broken_heaps(void)
     c2->prev = c2;
     CHECK_BROKEN(a, "prev link is wrong");
     c2->prev = NULL; /* c2 is the newest slab: the first of its list */
-    REQUIRE(pp_check(a));
+    REQUIRE(sound(a));
     pp_pool_t *op = pp_slab_of(a, other)->pool;
 
     size_t slot = 0;
@@ -988,7 +998,7 @@ static void test_check_catches_broken_heaps(void)
     a->nroots++;
     CHECK_BROKEN(a, "root chain");
     a->nroots--;
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     CHECK_EQ(strlen(pp_check_failure()), 0);
     pp_destroy(a);
 }
@@ -1075,7 +1085,7 @@ static void test_random_ops_keep_invariants(void)
         } else {
             pp_trim(a);
         }
-        REQUIRE(pp_check(a));
+        REQUIRE(sound(a));
         pp_stats_t s = pp_stats(a);
         CHECK_EQ(s.live_blocks, nlive);
         CHECK(footprint_adds_up(&s));
@@ -1084,7 +1094,7 @@ static void test_random_ops_keep_invariants(void)
         CHECK(block_intact(&live[k]));
         pp_free(a, live[k].p);
     }
-    CHECK(pp_check(a));
+    CHECK(sound(a));
     pp_destroy(a);
 }
 
