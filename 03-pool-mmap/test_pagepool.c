@@ -714,6 +714,7 @@ static void block_size_misaligned(void *arg)
  * behaviour, so these run in checked builds only. */
 static void test_misuse_reported(void)
 {
+    // cppcheck-suppress knownConditionTrueFalse ; constant in each build
     if (!checked_build()) {
         test_skip("checked builds only: release builds do not check frees");
         return;
@@ -732,6 +733,7 @@ static void test_misuse_reported(void)
 
 static void test_misuse_foreign_pointers_reported(void)
 {
+    // cppcheck-suppress knownConditionTrueFalse ; constant in each build
     if (!checked_build()) {
         test_skip("checked builds only: release builds do not check frees");
         return;
@@ -924,6 +926,7 @@ static void test_check_catches_broken_heaps(void)
     CHECK_BROKEN(a, "out of range");
     c->held = 0;
     REQUIRE(sound(a));
+    // cppcheck-suppress knownConditionTrueFalse ; constant in each build
     if (checked_build()) { /* the bitmap: a free block marked live */
         uint32_t i1 =
             (uint32_t)(((char *)b[1] - (char *)c - pool->first) / pool->stride);
@@ -944,6 +947,7 @@ static void test_check_catches_broken_heaps(void)
     CHECK_BROKEN(a, "not in one of its pool's slabs");
     poke_link(head, (pp_free_t *)((char *)second + 8));
     CHECK_BROKEN(a, "not a block's start");
+    // cppcheck-suppress knownConditionTrueFalse ; constant in each build
     if (checked_build()) { /* release builds cannot tell a live block */
         poke_link(head, b[0]);
         CHECK_BROKEN(a, "is a live block");
