@@ -56,16 +56,20 @@
  * Cost: alloc and free are O(1) and make no system call on their fast
  * paths: 20 instructions in pp_alloc and 11 in pp_free (release build,
  * gcc 12 -O2, counted by callgrind in `make bench-03`'s churn-16-1000);
- * a free that empties a slab, and the alloc that takes a block from a
- * spare, pay a few more for the spare count. A system call happens once
- * per page mapped or given back, and a munmap costs far more than an
- * alloc: it removes the mapping (splitting the kernel's record of it),
- * frees the page and flushes the page's translation from the TLB. Memory:
- * a request is rounded up to a multiple of 16 (up to 15 bytes lost a
- * block: half of a 17-byte request); each page loses its header and what
- * is left after its last block; each pool header costs 64 B in a root
- * page; the slab set 16 B a page; up to a quarter of a pool's pages may sit
- * idle as spares.
+ * a free that empties a slab pays 9 more (the spare count and its bound),
+ * the alloc that takes the first block of a spare 1 more (churn-16-1:
+ * 21 and 20). A system call happens once per page mapped or given back,
+ * and it costs far more than an alloc: a munmap removes the mapping
+ * (splitting the kernel's record of the run of pages it was part of),
+ * frees the page and flushes the page's translation from the TLB; `make
+ * bench-03` prints what a mmap, a first write and a munmap cost on your
+ * machine. A sweep costs a walk of the pool's whole free list: when a
+ * heap is freed in random order (the bench's free-mixed, under callgrind)
+ * the sweeps are 86% of pp_free's instructions. Memory: a request is
+ * rounded up to a multiple of 16 (up to 15 bytes lost a block: half of a
+ * 17-byte request); each page loses its header and what is left after its
+ * last block; each pool header costs 64 B in a root page; the slab set 16 B
+ * a page; up to a quarter of a pool's pages may sit idle as spares.
  *
  * Deliberately left out: requests above a quarter of a page (stage 04 has
  * any size, with headers and coalescing); threads (stage 05); classes spaced
