@@ -233,8 +233,8 @@ static const bench_case cases[] = {
  * frees, and for the system side after malloc_trim(0) too; the stage's own
  * count of mapped bytes at the same moments; and for the system side what
  * glibc itself says after the frees (mallinfo2): bytes free inside the
- * heap, of them in fast bins, and the top chunk, which is all that free()
- * can give back to the OS. */
+ * heap, of them in fast bins, and the top chunk, the only part of the heap
+ * that free() gives back to the OS (its mmap'd chunks aside). */
 typedef struct footprint {
     size_t rss[4];
     size_t mapped[3];
