@@ -81,6 +81,7 @@ run_args=()
 # ---- The machine: a reader needs it to judge the figures ----------------
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
 load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
+[ -n "${BENCH_CC:-}" ] && echo "== $stage built by $BENCH_CC (release flavour: -O2)"
 echo "== $stage bench on $(uname -m), $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs (${cpu:-unknown CPU}), load average ${load:-?}"
 
 # ---- 1. Against the system malloc ---------------------------------------

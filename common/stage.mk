@@ -86,6 +86,14 @@ VALGRIND_FLAGS := -q --error-exitcode=99 --leak-check=full \
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
+# The compiler that built build/: a change of CC (make CC=clang test after a
+# gcc build) rebuilds everything, instead of mixing objects or measuring
+# another compiler's code without saying so.
+CC_ID := $(shell $(CC) --version 2>/dev/null | head -n 1)
+CC_STAMP := build/cc.stamp
+$(shell mkdir -p build; [ "$$(cat $(CC_STAMP) 2>/dev/null)" = '$(CC_ID)' ] || \
+  echo '$(CC_ID)' > $(CC_STAMP))
+
 # Compiler lines are shown as "CC file"; make V=1 shows them whole.
 Q := $(if $(V),,@)
 
@@ -105,12 +113,12 @@ all: $(foreach f,debug release,$(addprefix build/$f/,$(PROGRAMS))) \
 # ---- Build rules, one set per flavour -----------------------------------
 
 define FLAVOUR_RULES
-build/$(1)/%.o: %.c
+build/$(1)/%.o: %.c $$(CC_STAMP)
 	@mkdir -p $$(@D)
 	@echo "  CC      $$@"
 	$$(Q)$$(CC) $$(CSTD) $$(WARN) $$(CFLAGS_$(1)) $$(DEBUG_INFO) $$(CPPFLAGS_ALL) -MMD -MP -c $$< -o $$@
 
-build/$(1)/common/%.o: $$(COMMON)/%.c
+build/$(1)/common/%.o: $$(COMMON)/%.c $$(CC_STAMP)
 	@mkdir -p $$(@D)
 	@echo "  CC      $$@"
 	$$(Q)$$(CC) $$(CSTD) $$(WARN) $$(CFLAGS_$(1)) $$(DEBUG_INFO) $$(CPPFLAGS_ALL) -MMD -MP -c $$< -o $$@
@@ -131,7 +139,7 @@ FAULT_WRAP := $(foreach f,mmap munmap madvise mprotect,-Wl,--wrap=$(f))
 $(foreach f,$(FLAVOURS),$(eval $(call FLAVOUR_RULES,$(f))))
 
 # The preloadable library: position-independent objects of its own.
-build/pic/%.o: %.c
+build/pic/%.o: %.c $(CC_STAMP)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CSTD) $(WARN) $(CFLAGS_release) $(DEBUG_INFO) $(CPPFLAGS_ALL) -fPIC -MMD -MP -c $< -o $@
@@ -279,7 +287,7 @@ soak: $(if $(FUZZ),build/soak/$(FUZZ))
 # ---- Bench and demo -----------------------------------------------------
 
 bench: build/release/$(BENCH) $(addprefix build/release/,$(BENCH_EXTRA))
-	@BENCH_ENTRY='$(BENCH_ENTRY)' $(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
+	@BENCH_CC='$(CC_ID)' BENCH_ENTRY='$(BENCH_ENTRY)' $(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
 	@for b in $(BENCH_EXTRA); do build/release/$$b $(BENCH_EXTRA_ARGS) || exit 1; done
 
 demo: build/debug/$(DEMO)
