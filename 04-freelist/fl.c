@@ -472,21 +472,33 @@ static void *region_grow(fl_heap *h, size_t need)
     return c;
 }
 
-/* Unlinks region r and gives it back to the OS. */
-static void region_unmap(fl_heap *h, fl_region *r)
+/*
+ * Gives region r back to the OS and unlinks it. The OS may refuse (munmap
+ * fails with ENOMEM at the limit on the number of mappings): then r is left
+ * exactly as it was, linked and counted, and the caller keeps it. Returns
+ * whether r is gone. errno is the caller's to restore.
+ */
+static bool region_unmap(fl_heap *h, fl_region *r)
 {
-    if (r->prev != NULL)
-        r->prev->next = r->next;
-    else
-        h->regions = r->next;
-    if (r->next != NULL)
-        r->next->prev = r->prev;
+    fl_region *next = r->next, *prev = r->prev;
     size_t bytes = r->size;
+    /* Leave no poison behind for ASan (the region header has none). */
+    track_mem_undefined(at(r, sizeof *r), bytes - sizeof *r);
+    if (munmap(r, bytes) != 0) {
+        /* Still ours, and empty: no-access again past its header. */
+        track_mem_noaccess(at(r, sizeof *r), bytes - sizeof *r);
+        return false;
+    }
+    if (prev != NULL)
+        prev->next = next;
+    else
+        h->regions = next;
+    if (next != NULL)
+        next->prev = prev;
     h->stats.munmaps++;
     h->stats.regions--;
     h->stats.footprint -= bytes;
-    track_mem_undefined(r, bytes); /* leave no poison behind for ASan */
-    munmap(r, bytes);
+    return true;
 }
 
 /* The region holding address p, or NULL (a walk: checked builds only). */
@@ -542,10 +554,11 @@ static void chunk_release(fl_heap *h, void *c, const void *p)
         /* The whole region is free: give it back, but keep the heap's
          * last small region to avoid mmap/munmap ping-pong. */
         fl_region *r = (fl_region *)((char *)c - REGION_FIRST);
-        if (!(h->stats.regions == 1 && r->size == FL_REGION_MIN)) {
-            region_unmap(h, r);
+        if (!(h->stats.regions == 1 && r->size == FL_REGION_MIN) &&
+            region_unmap(h, r))
             return;
-        }
+        /* Kept (or refused by the OS): one free chunk, tried again the
+         * next time the region empties. */
     }
     list_push(h, c);
 }
@@ -599,6 +612,7 @@ static void quarantine_push(fl_heap *h, void *c)
 
 void fl_quarantine_flush(fl_heap *h)
 {
+    int saved_errno = errno; /* a release may unmap, and munmap may fail */
     while (h->q_count > 0) {
         void *c = h->quarantine[h->q_first];
         h->q_first = (h->q_first + 1) % FL_QUARANTINE;
@@ -606,6 +620,7 @@ void fl_quarantine_flush(fl_heap *h)
         chunk_release(h, c, at(c, 8));
     }
     h->q_first = 0;
+    errno = saved_errno;
 }
 
 /* ---- The public calls ---------------------------------------------------- */
@@ -624,9 +639,11 @@ int fl_init(fl_heap *h, fl_policy policy)
 
 size_t fl_destroy(fl_heap *h)
 {
+    int saved_errno = errno;
     size_t live = 0;
-    while (h->regions != NULL) {
-        fl_region *r = h->regions;
+    fl_region *next;
+    for (fl_region *r = h->regions; r != NULL; r = next) {
+        next = r->next;
         /* Tell the tools that blocks still live die here. */
         char *c = (char *)r + REGION_FIRST, *end = (char *)r + r->size - 8;
         while (c < end) {
@@ -639,10 +656,14 @@ size_t fl_destroy(fl_heap *h)
                 break; /* a damaged heap: do not loop */
             c += w_size(w);
         }
-        region_unmap(h, r);
+        /* A region the OS refuses to take back stays mapped, forgotten:
+         * the heap is empty after fl_destroy either way. */
+        if (!region_unmap(h, r))
+            track_mem_undefined(r, r->size);
     }
     fl_policy policy = h->policy;
     fl_init(h, policy);
+    errno = saved_errno;
     return live;
 }
 
@@ -765,6 +786,7 @@ void fl_free(fl_heap *h, void *p)
 {
     if (p == NULL)
         return;
+    int saved_errno = errno; /* free leaves errno alone, even if munmap fails */
     uint64_t w = block_validate(h, p, "fl_free", "double free");
     size_t request = w_request(w);
     track_free(p, request, 0);
@@ -775,6 +797,7 @@ void fl_free(fl_heap *h, void *p)
         quarantine_push(h, chunk_of(p));
     else
         chunk_release(h, chunk_of(p), p);
+    errno = saved_errno;
 }
 
 /* Shrinks used chunk c (header w) to `need`; a tail big enough to be a

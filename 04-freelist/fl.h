@@ -50,7 +50,7 @@ typedef struct fl_stats {
     size_t regions;        /* regions mapped now */
     size_t free_chunks;    /* chunks on the free list */
     size_t free_bytes;     /* bytes in them, headers included */
-    size_t mmaps, munmaps; /* system calls made since init */
+    size_t mmaps, munmaps; /* regions mapped, and given back, since init */
 } fl_stats_t;
 
 /*
@@ -83,7 +83,8 @@ typedef struct fl_heap {
 int fl_init(fl_heap *h, fl_policy policy);
 
 /* Unmaps every region. Blocks still live die with it (the memory tools are
- * told they are freed); returns how many there were. */
+ * told they are freed); returns how many there were. errno is left as it
+ * was; a region the OS refuses to unmap stays mapped, forgotten. */
 size_t fl_destroy(fl_heap *h);
 
 /* Changes the placement policy; takes effect at the next search. */
@@ -112,7 +113,8 @@ void *fl_aligned_alloc(fl_heap *h, size_t align, size_t size);
  * reported through alloc_fatal and stops the program: a pointer that is not
  * 16-byte aligned, a header whose check bits are wrong (a pointer it never
  * returned, or a header overwritten), a double free; in checked builds also
- * a pointer outside every region.
+ * a pointer outside every region. errno is left as it was, even when the
+ * OS refuses to take an emptied region back (the region is then kept).
  */
 void fl_free(fl_heap *h, void *p);
 
@@ -128,7 +130,8 @@ void *fl_realloc(fl_heap *h, void *p, size_t size);
  * tool watches, since the rest is no-access to it). 0 for NULL. */
 size_t fl_usable_size(const fl_heap *h, const void *p);
 
-/* Checked builds: releases every chunk held in quarantine now. */
+/* Checked builds: releases every chunk held in quarantine now (errno left
+ * as it was). */
 void fl_quarantine_flush(fl_heap *h);
 
 fl_stats_t fl_stats(const fl_heap *h);

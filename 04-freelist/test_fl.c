@@ -7,6 +7,7 @@
  */
 #include "annotate.h"
 #include "conform.h"
+#include "fault.h"
 #include "fl.h"
 #include "test.h"
 #include "trace.h"
@@ -16,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #if defined(ALLOC_DEBUG)
 #define CHECKED 1
@@ -350,6 +352,156 @@ static void test_empty_regions_go_back_to_the_os(void)
     CHECK_EQ(s.live_bytes, 0);
     CHECK_EQ(s.peak_live, 64 * 4000);
     CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+/* ---- When the OS refuses to take a region back ----------------------------
+ *
+ * munmap can fail (at the limit on the number of mappings, vm.max_map_count,
+ * splitting a mapping needs one more). free must then leave errno as it
+ * found it (POSIX asks it of free), lose nothing and corrupt nothing. The
+ * test programs are linked so that common/fault.h can make the next munmap
+ * fail; fault_failed() proves that the refused call really happened.
+ */
+
+/* In checked builds a freed chunk waits in the quarantine and is released
+ * when FL_QUARANTINE later frees push it out. Frees p, then the
+ * FL_QUARANTINE blocks of `pushers`, so that p's chunk is released, and its
+ * region unmapped, inside a call to fl_free in every build. True when errno
+ * was the same after each call. */
+static bool free_keeps_errno(fl_heap *h, void *p, void **pushers)
+{
+    bool kept = true;
+    errno = 1234;
+    fl_free(h, p);
+    kept = kept && errno == 1234;
+    for (size_t i = 0; i < FL_QUARANTINE; i++) {
+        errno = 1234;
+        fl_free(h, pushers[i]);
+        kept = kept && errno == 1234;
+    }
+    return kept;
+}
+
+static void test_free_keeps_errno_when_munmap_fails(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *anchor = fl_alloc(&h, 100); /* keeps the first region in use */
+    void *push[FL_QUARANTINE];
+    for (size_t i = 0; i < FL_QUARANTINE; i++)
+        REQUIRE((push[i] = fl_alloc(&h, 32)) != NULL);
+    void *big = fl_alloc(&h, 200000); /* a region of its own */
+    REQUIRE(anchor != NULL && big != NULL);
+    fl_stats_t before = fl_stats(&h);
+    CHECK_EQ(before.regions, 2);
+
+    fault_arm(FAULT_MUNMAP, 0, 1); /* the next munmap fails (ENOMEM) */
+    CHECK(free_keeps_errno(&h, big, push));
+    CHECK_EQ(fault_failed(FAULT_MUNMAP), 1); /* the unmap was tried */
+    fault_disarm();
+
+    /* Nothing lost, nothing corrupted: the region stays, one free chunk on
+     * the list, counted in the footprint. */
+    CHECK(fl_check(&h));
+    fl_stats_t s = fl_stats(&h);
+    CHECK_EQ(s.regions, 2);
+    CHECK_EQ(s.footprint, before.footprint);
+    CHECK_EQ(s.munmaps, before.munmaps);
+    CHECK_EQ(s.live_blocks, 1);
+
+    /* And it is used again (no new mmap), and given back the next time it
+     * empties. */
+    void *again = fl_alloc(&h, 200000);
+    CHECK_PTR_EQ(again, big);
+    CHECK_EQ(fl_stats(&h).mmaps, before.mmaps);
+    fl_free(&h, again);
+    settle(&h);
+    s = fl_stats(&h);
+    CHECK_EQ(s.regions, 1);
+    CHECK_EQ(s.munmaps, before.munmaps + 1);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+/* realloc frees too: the old block of a move (or, in checked builds, the
+ * quarantined chunk that the move pushes out). */
+static void test_realloc_keeps_errno_when_munmap_fails(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *anchor = fl_alloc(&h, 100);
+    void *push[FL_QUARANTINE];
+    for (size_t i = 0; i < FL_QUARANTINE; i++)
+        REQUIRE((push[i] = fl_alloc(&h, 32)) != NULL);
+    char *big = fl_alloc(&h, 200000); /* a region of its own */
+    REQUIRE(anchor != NULL && big != NULL);
+    memset(big, 0x5A, 200000);
+    /* The block that fl_realloc moves, and whose free empties big's region:
+     * big itself; in checked builds a small block whose free pushes big
+     * (the oldest in a full quarantine) out. */
+    char *victim = big;
+    if (CHECKED) {
+        fl_free(&h, big);
+        for (size_t i = 0; i + 1 < FL_QUARANTINE; i++)
+            fl_free(&h, push[i]);
+        victim = push[FL_QUARANTINE - 1];
+    }
+    fault_arm(FAULT_MUNMAP, 0, 1);
+    errno = 1234;
+    char *moved = fl_realloc(&h, victim, 300000); /* cannot grow in place */
+    CHECK_INT_EQ(errno, 1234);
+    CHECK_EQ(fault_failed(FAULT_MUNMAP), 1);
+    fault_disarm();
+    REQUIRE(moved != NULL);
+    CHECK(moved != victim);
+    if (!CHECKED)
+        CHECK_EQ((unsigned char)moved[199999], 0x5A); /* copied */
+    CHECK(fl_check(&h));
+    CHECK_EQ(fl_stats(&h).regions, 3); /* first, big's (kept), moved's */
+    fl_destroy(&h);
+}
+
+/* fl_destroy unmaps every region: one it cannot unmap is left mapped and
+ * forgotten (the heap is empty afterwards either way), errno unchanged. */
+static void test_destroy_keeps_errno_when_munmap_fails(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    REQUIRE(fl_alloc(&h, 100) != NULL);
+    void *region = h.regions;
+    size_t bytes = fl_stats(&h).footprint;
+    fault_arm(FAULT_MUNMAP, 0, 1);
+    errno = 1234;
+    CHECK_EQ(fl_destroy(&h), 1);
+    CHECK_INT_EQ(errno, 1234);
+    CHECK_EQ(fault_failed(FAULT_MUNMAP), 1);
+    fault_disarm();
+    CHECK(fl_check(&h));
+    CHECK_EQ(fl_stats(&h).footprint, 0);
+    CHECK_INT_EQ(munmap(region, bytes), 0); /* ours to give back now */
+}
+
+/* Checked builds: fl_quarantine_flush releases chunks, so it may unmap. */
+static void test_quarantine_flush_keeps_errno_when_munmap_fails(void)
+{
+    if (!CHECKED) {
+        test_skip("checked builds only");
+        return;
+    }
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *anchor = fl_alloc(&h, 100), *big = fl_alloc(&h, 200000);
+    REQUIRE(anchor != NULL && big != NULL);
+    fl_free(&h, big); /* waits in the quarantine */
+    fault_arm(FAULT_MUNMAP, 0, 1);
+    errno = 1234;
+    fl_quarantine_flush(&h);
+    CHECK_INT_EQ(errno, 1234);
+    CHECK_EQ(fault_failed(FAULT_MUNMAP), 1);
+    fault_disarm();
+    CHECK(fl_check(&h));
+    CHECK_EQ(fl_stats(&h).regions, 2);
     fl_destroy(&h);
 }
 
@@ -1079,6 +1231,10 @@ int main(int argc, char **argv)
     RUN_TEST(test_best_fit_takes_exact_fit);
     RUN_TEST(test_large_block_gets_its_own_region);
     RUN_TEST(test_empty_regions_go_back_to_the_os);
+    RUN_TEST(test_free_keeps_errno_when_munmap_fails);
+    RUN_TEST(test_realloc_keeps_errno_when_munmap_fails);
+    RUN_TEST(test_destroy_keeps_errno_when_munmap_fails);
+    RUN_TEST(test_quarantine_flush_keeps_errno_when_munmap_fails);
     RUN_TEST(test_realloc_shrinks_in_place);
     RUN_TEST(test_realloc_grows_into_free_next_chunk);
     RUN_TEST(test_realloc_edge_cases);
