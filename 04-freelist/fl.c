@@ -83,20 +83,23 @@
  * the heap's last 64 KiB region, which is kept so that a program that
  * allocates and frees one block in a loop does not mmap and munmap each time.
  *
- * ---- Checked builds (ALLOC_DEBUG) and memory tools -----------------------
+ * ---- Checked and annotated builds ---------------------------------------
  *
  * Always on: the alignment and check-bit tests of a pointer given to free or
  * realloc, and the double-free test (U clear, or Q set): a few instructions.
- * Checked builds add: a pointer outside every region is refused (a walk of
- * the region list), fill bytes, and a quarantine: a freed chunk waits in a
- * FIFO of FL_QUARANTINE chunks (flag Q) before it is really freed, so that a
+ * Checked builds (-DALLOC_DEBUG, and every annotated build) add: a pointer
+ * outside every region is refused (a walk of the region list), fill bytes
+ * (off when a memory tool watches: a fill would make uninitialised memory
+ * look initialised), and a quarantine: a freed chunk waits in a FIFO of
+ * FL_QUARANTINE chunks (flag Q) before it is really freed, so that a
  * use-after-free does not land in a block handed out again at once.
  *
- * For Valgrind and ASan, blocks are MALLOCLIKE (track_malloc), everything
- * else in a region is no-access, and the allocator opens each metadata word
- * for the instant it reads or writes it (word_get, word_set). The header of
- * the next chunk, and the slack after a request, are the redzone: an
- * overflow lands in no-access memory and is reported.
+ * Annotated builds (build/valgrind, build/asan) also tell the tool about
+ * the blocks: blocks are MALLOCLIKE (track_malloc), everything else in a
+ * region is no-access, and the allocator opens each metadata word for the
+ * instant it reads or writes it (word_get, word_set). The header of the next
+ * chunk, and the slack after a request, are the redzone: an overflow lands
+ * in no-access memory and is reported.
  */
 #include "fl.h"
 
@@ -110,7 +113,12 @@
 
 #define STAGE "04-freelist"
 
-#if defined(ALLOC_DEBUG)
+/* A checked build is one compiled with -DALLOC_DEBUG (build/debug,
+ * build/valgrind, build/asan, build/tsan); an annotated build, one that
+ * tells a memory tool about the blocks (build/valgrind, build/asan), is
+ * always a checked build, even compiled without ALLOC_DEBUG: the quarantine
+ * is what lets the tool see a use after free. */
+#if defined(ALLOC_DEBUG) || TRACK_ENABLED
 static const bool FL_CHECKED = true;
 #else
 static const bool FL_CHECKED = false;

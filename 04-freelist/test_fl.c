@@ -19,7 +19,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#if defined(ALLOC_DEBUG)
+/* A checked build, as fl.c counts it: ALLOC_DEBUG, or any annotated build. */
+#if defined(ALLOC_DEBUG) || TRACK_ENABLED
 #define CHECKED 1
 #else
 #define CHECKED 0
@@ -1029,7 +1030,7 @@ typedef void *(*heap_maker)(void);
 static const heap_maker trace_makers[3] = {trace_new_first, trace_new_next,
                                            trace_new_best};
 
-static void replay_checked(const trace_t *t)
+static void replay_under_fl_check(const trace_t *t)
 {
     for (int i = 0; i < 3; i++) {
         trace_alloc a = {.name = "04-freelist",
@@ -1052,22 +1053,22 @@ static void replay_checked(const trace_t *t)
     }
 }
 
-static void test_traces_pathologies_replay_checked(void)
+static void test_traces_pathologies_pass_fl_check(void)
 {
     trace_t t;
     REQUIRE(trace_gen_holes(test_scale(60), 48, 2000, &t) == 0);
-    replay_checked(&t);
+    replay_under_fl_check(&t);
     trace_free(&t);
     REQUIRE(trace_gen_pairs(test_scale(200), 200, &t) == 0);
-    replay_checked(&t);
+    replay_under_fl_check(&t);
     trace_free(&t);
     REQUIRE(trace_gen_realloc_grow(test_scale(300), 64, 48, 40, &t) == 0);
-    replay_checked(&t);
+    replay_under_fl_check(&t);
     trace_free(&t);
 }
 
 /* A trace recorded from a real program (common/traces/README.md). */
-static void test_traces_recorded_replay_checked(void)
+static void test_traces_recorded_pass_fl_check(void)
 {
     trace_t t;
     char err[TRACE_ERROR_MAX];
@@ -1077,7 +1078,7 @@ static void test_traces_recorded_replay_checked(void)
         CHECK(false);
         return;
     }
-    replay_checked(&t);
+    replay_under_fl_check(&t);
     trace_free(&t);
 }
 
@@ -1252,8 +1253,8 @@ int main(int argc, char **argv)
     RUN_TEST(test_random_next_fit);
     RUN_TEST(test_random_best_fit);
     RUN_TEST(test_dump_draws_the_heap);
-    RUN_TEST(test_traces_pathologies_replay_checked);
-    RUN_TEST(test_traces_recorded_replay_checked);
+    RUN_TEST(test_traces_pathologies_pass_fl_check);
+    RUN_TEST(test_traces_recorded_pass_fl_check);
     conform_run(&conform_first);
     conform_run(&conform_next);
     conform_run(&conform_best);
