@@ -1152,12 +1152,14 @@ void fl_dump(const fl_heap *h, FILE *out)
 
     double frag =
         s.free_bytes ? 1.0 - (double)largest / (double)s.free_bytes : 0.0;
-    double util =
+    /* Occupancy, not utilization: live and footprint now, where
+     * utilization (the trace tables) is peak live over peak footprint. */
+    double occupancy =
         s.footprint ? (double)s.live_bytes / (double)s.footprint : 0.0;
     fprintf(out,
             "live %zu bytes in %zu blocks; footprint %zu bytes; "
-            "utilization %.1f%%\n",
-            s.live_bytes, s.live_blocks, s.footprint, 100.0 * util);
+            "occupancy (live / footprint, now) %.1f%%\n",
+            s.live_bytes, s.live_blocks, s.footprint, 100.0 * occupancy);
     fprintf(out,
             "free %zu bytes in %zu chunks, largest %zu: external "
             "fragmentation 1 - largest/free = %.1f%%\n",

@@ -149,7 +149,8 @@ const char *fl_check_why(const fl_heap *h);
  * Draws every region as rows of cells ('|' a chunk's header, '#' used,
  * '.' free, 'q' quarantined), the free list in order, and the figures:
  * external fragmentation = 1 - largest free chunk / free bytes, and
- * utilization = live bytes / footprint.
+ * occupancy = live bytes / footprint, both at this moment (utilization, in
+ * the trace tables, is peak live / peak footprint over a whole run).
  */
 void fl_dump(const fl_heap *h, FILE *out);
 

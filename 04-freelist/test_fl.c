@@ -976,6 +976,8 @@ static void test_dump_draws_the_heap(void)
     CHECK_NOT_NULL(strstr(text, "free list: r0+40 (3008) -> r0+6056"));
     CHECK_NOT_NULL(strstr(text, "external fragmentation"));
     CHECK_NOT_NULL(strstr(text, "live 3000 bytes in 1 blocks"));
+    /* 3000 live bytes in one 64 KiB region: occupancy 4.6%. */
+    CHECK_NOT_NULL(strstr(text, "occupancy (live / footprint, now) 4.6%"));
     fl_destroy(&h);
 }
 
