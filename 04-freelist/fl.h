@@ -4,11 +4,13 @@
  * run time, splitting, coalescing with both neighbours, regions from mmap.
  *
  * Words used here (the series' glossary):
- *   region  one mapping obtained from the OS with mmap (64 KiB or more)
- *   chunk   a piece of a region: an 8-byte header, then the payload; a free
- *           chunk also has a footer (its header's copy) in its last 8 bytes
- *   block   the payload of a used chunk: what fl_alloc hands out
- * See fl.c for the algorithm and the layout.
+ *   block   what fl_alloc hands out: the bytes asked for, and any rounding
+ *   chunk   a block plus its 8-byte header (glibc's sense); a free chunk
+ *           also has a footer, its header's copy, in its last 8 bytes
+ *   region  one mapping obtained from the OS with mmap (64 KiB or more),
+ *           cut into chunks
+ *   heap    an fl_heap: all the regions one instance manages, and its state
+ * See fl.c for the algorithm, the layout and the invariants.
  *
  * Not thread-safe: one heap belongs to one thread at a time (libmalloc.so,
  * built from malloc_shim.c, puts one lock around it).
@@ -54,26 +56,20 @@ typedef struct fl_stats {
 } fl_stats_t;
 
 /*
- * A heap. Fields are public so a student can print them in a debugger and
- * the tests can break a heap on purpose; only the fl_* functions change them.
- *
- * Invariants (fl_check() verifies every one):
- *   - every chunk lies inside a region, its payload 16-byte aligned, and the
- *     chunk sizes of a region add up to its chunk area exactly;
- *   - a free chunk's footer equals its header; no two free chunks touch;
- *   - each chunk's "previous in use" bit tells the truth;
- *   - the free list holds exactly the free chunks, and next->prev == node;
- *   - stats.live_bytes = sum of requested sizes of the used chunks that are
- *     not in quarantine; stats.footprint = sum of the region sizes.
+ * A heap. Fields are public so that a caller can own one (on the stack, in
+ * a struct), a student can print them in a debugger and the tests can break
+ * a heap on purpose; only the fl_* functions change them. Its invariants
+ * are listed in fl.c ("State"); fl_check() verifies every one.
  */
 typedef struct fl_heap {
-    fl_policy policy;
-    void *regions;   /* newest region first, linked through its header */
-    void *free_head; /* the first free chunk (its header address), or NULL */
-    void *rover;     /* next fit: the free chunk where the next search
-                        starts, or NULL for the head */
-    fl_stats_t stats;
-    /* Checked builds: freed chunks waiting for reuse, a FIFO ring. */
+    fl_policy policy; /* where find_fit stops */
+    void *regions;    /* newest region first, linked through its header */
+    void *free_head;  /* the first free chunk (its header address), or NULL */
+    void *rover;      /* next fit: the free chunk where the next search
+                         starts, or NULL for the head */
+    fl_stats_t stats; /* bytes, blocks and counts; see fl_stats_t */
+    /* Checked builds: freed chunks waiting to be really freed, a FIFO
+     * ring of chunk (header) addresses: q_count of them from q_first. */
     void *quarantine[FL_QUARANTINE];
     size_t q_first, q_count;
 } fl_heap;
@@ -154,18 +150,15 @@ const char *fl_check_why(const fl_heap *h);
  */
 void fl_dump(const fl_heap *h, FILE *out);
 
-/* ---- The chunk layout, for white-box tests ----------------------------
- *
- * The header word of a chunk, as fl.c writes it (see fl.c, "Layout"):
- *
- *   63       54 53     48 47                              3  2   1   0
- *   +----------+---------+---------------------------------+---+---+---+
- *   |  check   |  slack  |  chunk size in bytes (x 8)      | Q | P | U |
- *   +----------+---------+---------------------------------+---+---+---+
- */
+// clang-format off
+/* ---- The chunk layout, for white-box tests ------------------------------ */
+// clang-format on
+
+/* The header word of a chunk: its picture is in fl.c (diagram header-word);
+ * the fourth flag, F, and the masks are in fl_internal.h. */
 #define FL_HEADER         8  /* bytes of a header (and of a footer) */
 #define FL_MIN_CHUNK      32 /* header, next, prev, footer */
-#define FL_USED           1u /* U: this chunk is handed out (or in quarantine) */
+#define FL_USED           1u /* U: handed out (or in the quarantine) */
 #define FL_PREV_USED      2u /* P: the chunk before it is not free */
 #define FL_QUARANTINE_BIT 4u /* Q: freed, waiting in the quarantine */
 

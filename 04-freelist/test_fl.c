@@ -441,12 +441,11 @@ static void test_realloc_keeps_errno_when_munmap_fails(void)
     /* The block that fl_realloc moves, and whose free empties big's region:
      * big itself; in checked builds a small block whose free pushes big
      * (the oldest in a full quarantine) out. */
-    char *victim = big;
+    char *victim = CHECKED ? push[FL_QUARANTINE - 1] : big;
     if (CHECKED) {
         fl_free(&h, big);
         for (size_t i = 0; i + 1 < FL_QUARANTINE; i++)
             fl_free(&h, push[i]);
-        victim = push[FL_QUARANTINE - 1];
     }
     fault_arm(FAULT_MUNMAP, 0, 1);
     errno = 1234;
