@@ -58,7 +58,9 @@ static void make_script(size_t ops)
     script_len = ops;
 }
 
+// clang-format off
 /* ---- churn -------------------------------------------------------------- */
+// clang-format on
 
 static void churn_stage(bench_t *b, size_t ops, fl_policy pol)
 {
@@ -122,7 +124,9 @@ static void churn_system(bench_t *b, size_t ops)
     }
 }
 
-/* ---- fifo-64 ------------------------------------------------------------- */
+// clang-format off
+/* ---- fifo-64 ------------------------------------------------------------ */
+// clang-format on
 
 static void **fifo;
 static size_t fifo_len;
@@ -169,7 +173,9 @@ static void fifo_system(bench_t *b, size_t ops)
     bench_stop(b);
 }
 
-/* ---- realloc-double ---------------------------------------------------- */
+// clang-format off
+/* ---- realloc-double ----------------------------------------------------- */
+// clang-format on
 
 enum { GROWERS = 32, DOUBLINGS = 12 }; /* 16 B << 12 = 64 KiB */
 

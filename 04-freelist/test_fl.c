@@ -1,9 +1,11 @@
 /*
  * test_fl.c: unit tests of every fl_* function and error path, the three
- * placement policies told apart, splitting and coalescing observed, regions
- * mapped and returned, each misuse report, fl_check() after every operation
- * of random runs, fl_check() proven to catch a broken heap (four ways), and
- * the conformance suite for each policy and, behind one lock, with threads.
+ * placement policies told apart (next fit's rover and wrap-around step by
+ * step), splitting and coalescing observed, regions mapped and returned,
+ * errno kept when the OS refuses to take a region back (common/fault.h),
+ * each misuse report, fl_check() after every operation of random runs,
+ * fl_check() proven to catch a broken heap (five ways), and the conformance
+ * suite for each policy and, behind one lock, with threads.
  */
 #include "annotate.h"
 #include "conform.h"
@@ -60,8 +62,9 @@ static char *chunk(void *p)
     return (char *)p - FL_HEADER;
 }
 
-/* ---- Creating and ending heaps ---------------------------------------------
- */
+// clang-format off
+/* ---- Creating and ending heaps ------------------------------------------ */
+// clang-format on
 
 static void test_init_rejects_unknown_policy(void)
 {
@@ -89,7 +92,9 @@ static void test_destroy_counts_live_blocks(void)
     CHECK(fl_check(&h));
 }
 
-/* ---- Allocation -------------------------------------------------------- */
+// clang-format off
+/* ---- Allocation --------------------------------------------------------- */
+// clang-format on
 
 static void test_alloc_aligns_every_size(void)
 {
@@ -179,8 +184,9 @@ static void test_calloc_zeroes_reused_memory(void)
     fl_destroy(&h);
 }
 
-/* ---- Splitting, coalescing, placement -------------------------------------
- */
+// clang-format off
+/* ---- Splitting, coalescing, placement ----------------------------------- */
+// clang-format on
 
 static void test_split_keeps_the_rest_free(void)
 {
@@ -243,9 +249,11 @@ static void test_coalesce_with_both_neighbours(void)
 }
 
 /*
- * Three holes of 1008, 208 and 512-byte chunks, freed so that the list
- * reads big -> small -> medium -> region tail. A 150-byte request (160-byte
- * chunk) fits all of them: each policy picks a different one.
+ * Three holes of 1008, 208 and 512-byte chunks, freed so that the LIFO list
+ * reads big -> small -> medium -> region's tail. A 150-byte request
+ * (160-byte chunk) fits every one of them, and each policy picks another:
+ * holes[0..2] are big, small, medium; holes[3] is where a block cut from
+ * the region's tail starts (just after s3, a 32-byte chunk).
  */
 static void *pick_for_policy(fl_policy pol, char **holes)
 {
@@ -256,7 +264,7 @@ static void *pick_for_policy(fl_policy pol, char **holes)
     char *small = fl_alloc(h, 200);
     void *s2 = fl_alloc(h, 10);
     char *big = fl_alloc(h, 1000);
-    void *s3 = fl_alloc(h, 10);
+    char *s3 = fl_alloc(h, 10);
     fl_free(h, medium);
     fl_free(h, small);
     fl_free(h, big);
@@ -264,9 +272,10 @@ static void *pick_for_policy(fl_policy pol, char **holes)
     holes[0] = big;
     holes[1] = small;
     holes[2] = medium;
+    holes[3] = s3 + FL_MIN_CHUNK;
     void *p = fl_alloc(h, 150);
     bool ok = fl_check(h);
-    (void)s1, (void)s2, (void)s3;
+    (void)s1, (void)s2;
     fl_destroy(h);
     free(h);
     return ok ? p : NULL;
@@ -274,17 +283,72 @@ static void *pick_for_policy(fl_policy pol, char **holes)
 
 static void test_policies_pick_different_chunks(void)
 {
-    char *holes[3] = {NULL, NULL, NULL};
+    char *holes[4] = {NULL, NULL, NULL, NULL};
+    /* First fit: the list head, the hole freed last (LIFO). */
     void *first = pick_for_policy(FL_FIRST_FIT, holes);
-    CHECK_PTR_EQ(first, holes[0]); /* the list head */
+    CHECK_PTR_EQ(first, holes[0]);
+    /* Best fit: the smallest hole that fits. */
     void *best = pick_for_policy(FL_BEST_FIT, holes);
-    CHECK_PTR_EQ(best, holes[1]); /* the smallest that fits */
-    /* Next fit resumes where the last search stopped: the region's tail,
-     * where the last block (s3) was cut from. */
+    CHECK_PTR_EQ(best, holes[1]);
+    /* Next fit: where the last search stopped, the region's tail, which the
+     * six blocks were cut from one after another; not any hole. */
     void *next = pick_for_policy(FL_NEXT_FIT, holes);
-    CHECK(next != NULL);
-    CHECK(next != holes[0] && next != holes[1] && next != holes[2]);
-    CHECK((uintptr_t)next > (uintptr_t)holes[0]);
+    CHECK_PTR_EQ(next, holes[3]);
+}
+
+/*
+ * Next fit, step by step: it resumes at the rover (where the previous
+ * search stopped), and when nothing from there to the end fits it wraps
+ * around to the list head. Holes A (1008-byte chunk), B (112) and C (512),
+ * in address order, freed from the highest down so that the list reads
+ * A -> B -> C (in LIFO order, and in address order too), and the rest of
+ * the region allocated, so that no tail can catch a search.
+ */
+static void test_next_fit_resumes_at_the_rover_and_wraps(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_NEXT_FIT);
+    char *a = fl_alloc(&h, 1000);
+    void *s1 = fl_alloc(&h, 10);
+    char *b = fl_alloc(&h, 100);
+    void *s2 = fl_alloc(&h, 10);
+    char *c = fl_alloc(&h, 500);
+    void *s3 = fl_alloc(&h, 10);
+    REQUIRE(a && s1 && b && s2 && c && s3);
+    size_t tail = fl_stats(&h).free_bytes; /* one chunk: the region's rest */
+    void *fill = fl_alloc(&h, tail - FL_HEADER);
+    REQUIRE(fill != NULL);
+    REQUIRE(fl_stats(&h).free_chunks == 0);
+    fl_free(&h, c);
+    fl_free(&h, b);
+    fl_free(&h, a);
+    settle(&h);
+    REQUIRE(fl_stats(&h).free_chunks == 3);
+
+    /* With no rover yet, the search starts at the head: A. It is split,
+     * and the rover moves to the rest of A. */
+    char *r1 = fl_alloc(&h, 400); /* a 416-byte chunk */
+    CHECK_PTR_EQ(r1, a);
+    char *r2 = fl_alloc(&h, 550); /* 560: leaves a 32-byte rest of A */
+    CHECK_PTR_EQ(r2, a + 416);
+    /* From the 32-byte rest: too small; B too; C fits. */
+    char *r3 = fl_alloc(&h, 300); /* 320 */
+    CHECK_PTR_EQ(r3, c);
+    /* Resumes at C's rest, although B (nearer the head) fits: first fit
+     * would take B. */
+    char *r4 = fl_alloc(&h, 50); /* 64 */
+    CHECK_PTR_EQ(r4, c + 320);
+    /* Free r1: a 416-byte chunk at the head. The rover is on C's 128-byte
+     * rest, the list's last node: nothing from there fits 416 bytes, and
+     * the search wraps around to the head instead of mapping a region. */
+    fl_free(&h, r1);
+    settle(&h);
+    char *r5 = fl_alloc(&h, 400);
+    CHECK_PTR_EQ(r5, a);
+    CHECK_EQ(fl_stats(&h).regions, 1);
+    CHECK_EQ(fl_stats(&h).mmaps, 1);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
 }
 
 static void test_best_fit_takes_exact_fit(void)
@@ -305,8 +369,9 @@ static void test_best_fit_takes_exact_fit(void)
     fl_destroy(&h);
 }
 
-/* ---- Regions --------------------------------------------------------------
- */
+// clang-format off
+/* ---- Regions ------------------------------------------------------------ */
+// clang-format on
 
 static void test_large_block_gets_its_own_region(void)
 {
@@ -356,8 +421,11 @@ static void test_empty_regions_go_back_to_the_os(void)
     fl_destroy(&h);
 }
 
-/* ---- When the OS refuses to take a region back ----------------------------
- *
+// clang-format off
+/* ---- When the OS refuses to take a region back -------------------------- */
+// clang-format on
+
+/*
  * munmap can fail (at the limit on the number of mappings, vm.max_map_count,
  * splitting a mapping needs one more). free must then leave errno as it
  * found it (POSIX asks it of free), lose nothing and corrupt nothing. The
@@ -505,7 +573,9 @@ static void test_quarantine_flush_keeps_errno_when_munmap_fails(void)
     fl_destroy(&h);
 }
 
-/* ---- realloc ------------------------------------------------------------- */
+// clang-format off
+/* ---- realloc ------------------------------------------------------------ */
+// clang-format on
 
 static void fill(void *p, size_t n, unsigned char seed)
 {
@@ -583,7 +653,9 @@ static void test_realloc_edge_cases(void)
     fl_destroy(&h);
 }
 
-/* ---- Aligned allocation -------------------------------------------------- */
+// clang-format off
+/* ---- Aligned allocation ------------------------------------------------- */
+// clang-format on
 
 static void test_aligned_alloc_every_power_of_two(void)
 {
@@ -620,7 +692,9 @@ static void test_aligned_alloc_rejects_bad_alignment(void)
     fl_destroy(&h);
 }
 
+// clang-format off
 /* ---- Statistics and the usable size ------------------------------------- */
+// clang-format on
 
 static void test_stats_follow_live_bytes_and_peaks(void)
 {
@@ -643,7 +717,9 @@ static void test_stats_follow_live_bytes_and_peaks(void)
     fl_destroy(&h);
 }
 
-/* ---- Misuse reports ---------------------------------------------------- */
+// clang-format off
+/* ---- Misuse reports ----------------------------------------------------- */
+// clang-format on
 
 static void do_double_free(void *arg)
 {
@@ -752,8 +828,9 @@ static void test_quarantine_delays_reuse(void)
     fl_destroy(&h);
 }
 
-/* ---- fl_check() catches broken heaps --------------------------------------
- */
+// clang-format off
+/* ---- fl_check() catches broken heaps ------------------------------------ */
+// clang-format on
 
 static bool why_says(const fl_heap *h, const char *words)
 {
@@ -866,8 +943,9 @@ static void test_check_catches_bad_check_bits(void)
     fl_destroy(&h);
 }
 
-/* ---- Random runs with fl_check() after every operation --------------------
- */
+// clang-format off
+/* ---- Random runs with fl_check() after every operation ------------------ */
+// clang-format on
 
 typedef struct slot {
     unsigned char *p;
@@ -950,8 +1028,9 @@ static void test_random_best_fit(void)
     random_run(FL_BEST_FIT);
 }
 
-/* ---- The heap map ----------------------------------------------------------
- */
+// clang-format off
+/* ---- The heap map ------------------------------------------------------- */
+// clang-format on
 
 static void test_dump_draws_the_heap(void)
 {
@@ -980,7 +1059,9 @@ static void test_dump_draws_the_heap(void)
     fl_destroy(&h);
 }
 
+// clang-format off
 /* ---- Traces: replays with fl_check() after every op --------------------- */
+// clang-format on
 
 static void *trace_new(fl_policy pol)
 {
@@ -1083,7 +1164,9 @@ static void test_traces_recorded_pass_fl_check(void)
     trace_free(&t);
 }
 
-/* ---- The conformance suite ----------------------------------------------- */
+// clang-format off
+/* ---- The conformance suite ---------------------------------------------- */
+// clang-format on
 
 static void *heap_create(fl_policy pol)
 {
@@ -1230,6 +1313,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_small_leftover_is_not_split);
     RUN_TEST(test_coalesce_with_both_neighbours);
     RUN_TEST(test_policies_pick_different_chunks);
+    RUN_TEST(test_next_fit_resumes_at_the_rover_and_wraps);
     RUN_TEST(test_best_fit_takes_exact_fit);
     RUN_TEST(test_large_block_gets_its_own_region);
     RUN_TEST(test_empty_regions_go_back_to_the_os);
