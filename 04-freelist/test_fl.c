@@ -826,6 +826,26 @@ static void test_quarantine_delays_reuse(void)
     CHECK_PTR_EQ(fl_alloc(&h, 64), a); /* released: reused at once */
     CHECK(fl_check(&h));
     fl_destroy(&h);
+
+    /* First in, first out: once the ring is full, each free releases the
+     * chunk that has waited longest. c sits between two used chunks, so it
+     * is released alone, to the list head, where first fit finds it. */
+    fl_init(&h, FL_FIRST_FIT);
+    void *guard = fl_alloc(&h, 64), *c = fl_alloc(&h, 64);
+    void *later[FL_QUARANTINE];
+    for (size_t i = 0; i < FL_QUARANTINE; i++)
+        REQUIRE((later[i] = fl_alloc(&h, 64)) != NULL);
+    REQUIRE(guard != NULL && c != NULL);
+    fl_free(&h, c);
+    for (size_t i = 0; i + 1 < FL_QUARANTINE; i++)
+        fl_free(&h, later[i]);
+    CHECK_EQ(h.q_count, FL_QUARANTINE); /* full: nothing released yet */
+    CHECK(fl_alloc(&h, 64) != c);
+    fl_free(&h, later[FL_QUARANTINE - 1]); /* pushes the oldest, c, out */
+    CHECK_EQ(h.q_count, FL_QUARANTINE);
+    CHECK_PTR_EQ(fl_alloc(&h, 64), c);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
 }
 
 // clang-format off
