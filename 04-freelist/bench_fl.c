@@ -11,7 +11,7 @@
  * munmaps that glibc, whose heap stays warm between repetitions, does not.
  *
  *   churn-<policy>  a random mix of allocs and frees over 512 live slots,
- *                   sizes log-uniform 16..4096: the free list fills with
+ *                   sizes log-uniform 16..4095: the free list fills with
  *                   holes of every size, and the policy decides the search
  *   fifo-64         allocate 64-byte blocks, then free them in order: no
  *                   search (the list head fits), the fast path alone

@@ -322,8 +322,8 @@ static void test_next_fit_resumes_at_the_rover_and_wraps(void)
     void *s3 = fl_alloc(&h, 10);
     REQUIRE(a && s1 && b && s2 && c && s3);
     size_t tail = fl_stats(&h).free_bytes; /* one chunk: the region's rest */
-    void *fill = fl_alloc(&h, tail - FL_HEADER);
-    REQUIRE(fill != NULL);
+    void *rest = fl_alloc(&h, tail - FL_HEADER);
+    REQUIRE(rest != NULL);
     REQUIRE(fl_stats(&h).free_chunks == 0);
     fl_free(&h, c);
     fl_free(&h, b);
