@@ -374,7 +374,7 @@ static void test_reset_frees_everything(void)
     CHECK_EQ(s.requested, 0);
     CHECK_EQ(s.high_water, used); /* the high-water mark survives a reset */
     CHECK(bump_check(&b));
-    CHECK_PTR_EQ(bump_alloc(&b, 40), first); /* the memory is reused */
+    CHECK_PTR_EQ(bump_alloc(&b, 40), first);   /* the memory is reused */
     CHECK_EQ(bump_stats(&b).high_water, used); /* and the mark stays put */
     bump_destroy(&b);
 }
