@@ -42,6 +42,9 @@
 #                                       # mode) to `make test`; `make tsan`
 #     BENCH_EXTRA  := replay_fl         # more bench programs (release), run by
 #     BENCH_EXTRA_ARGS := ...           #   `make bench` after bench.sh
+#     BENCH_STAGES := 04-freelist       # earlier stages whose libmalloc.so
+#                                       # runs the bench's system side too,
+#                                       # a row each, built when missing
 #
 # `make run CMD='sort file'` runs a command (in the stage's folder) with
 # build/$(SHLIB) preloaded as its malloc.
@@ -286,8 +289,15 @@ soak: $(if $(FUZZ),build/soak/$(FUZZ))
 
 # ---- Bench and demo -----------------------------------------------------
 
+# The earlier stages' libraries, as name=path for bench.sh (built first).
+BENCH_PRELOAD = $(foreach s,$(BENCH_STAGES),$(s)=$(abspath ../$(s)/build/libmalloc.so))
 bench: build/release/$(BENCH) $(addprefix build/release/,$(BENCH_EXTRA))
-	@BENCH_CC='$(CC_ID)' BENCH_ENTRY='$(BENCH_ENTRY)' $(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
+	@for s in $(BENCH_STAGES); do \
+	  if [ -d ../$$s ]; then $(MAKE) --no-print-directory -C ../$$s build/libmalloc.so >/dev/null \
+	    || echo "bench: could not build ../$$s/build/libmalloc.so"; \
+	  else echo "bench: stage $$s is not in this tree: its row is left out"; fi; \
+	done
+	@BENCH_CC='$(CC_ID)' BENCH_ENTRY='$(BENCH_ENTRY)' BENCH_PRELOAD='$(BENCH_PRELOAD)' $(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
 	@for b in $(BENCH_EXTRA); do build/release/$$b $(BENCH_EXTRA_ARGS) || exit 1; done
 
 demo: build/debug/$(DEMO)
