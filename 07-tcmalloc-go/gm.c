@@ -164,7 +164,7 @@ gm_heap_t gm_heap;
 uintptr_t gm_arena_index[(size_t)1 << GM_INDEX_BITS];
 
 static void *malloc_slow(size_t size);
-static void free_slow(void *p);
+static void free_slow(void *p, uintptr_t map);
 
 /* ---- Allocation, step 1: the fast path ------------------------------------ */
 
@@ -209,12 +209,12 @@ void gm_free(void *p)
     uintptr_t a = (uintptr_t)p;
     uintptr_t map = gm_arena_index[a >> GM_ARENA_SHIFT];
     if (GM_UNLIKELY(map == 0)) {
-        free_slow(p);
+        free_slow(p, 0);
         return;
     }
     size_t c = *(const uint8_t *)(map + (a >> GM_PAGE_SHIFT));
     if (GM_UNLIKELY(c == 0)) {
-        free_slow(p);
+        free_slow(p, map);
         return;
     }
     if (GM_CHECKED) {
@@ -234,24 +234,32 @@ static inline unsigned class_of(size_t n)
                      : gm_size_to_class128[(n + 127 - 1024) >> 7];
 }
 
-static void *tiny_alloc(size_t n);
 static void *large_alloc(size_t size, size_t align_pages);
 
-/* Steps 2 to 5 (mcache_alloc climbs them), the tiny allocator, large
- * blocks. Out of line, so that gm_malloc needs no stack frame. */
+static void *tiny_alloc(size_t n);
+static void *malloc_slower(size_t size);
+
+/* The tiny allocator (when on, a request under 16 bytes that fits in the
+ * thread's current block costs a dozen instructions more than the fast
+ * path), then steps 2 to 5 and large blocks in malloc_slower. Out of
+ * line, so that gm_malloc needs no stack frame. */
 static GM_NOINLINE void *malloc_slow(size_t size)
+{
+    if (size < GM_TINY_SIZE) {
+        void *p = tiny_alloc(size | (size == 0)); /* 0 is served as 1 */
+        if (GM_LIKELY(p != NULL))
+            return p;
+        /* tiny off, a dying thread's cache, memory gone: an object of the
+         * request's own class */
+    }
+    return malloc_slower(size);
+}
+
+static GM_NOINLINE void *malloc_slower(size_t size)
 {
     gm_init_once();
     if (size > GM_MAX_SMALL)
         return large_alloc(size, 1);
-    if (size < GM_TINY_SIZE &&
-        __atomic_load_n(&gm_heap.tiny, __ATOMIC_RELAXED)) {
-        void *p = tiny_alloc(size == 0 ? 1 : size);
-        if (p != NULL)
-            return p;
-        /* no tiny block (the thread is exiting, or memory ran out): an
-         * object of the request's own class */
-    }
     unsigned c = class_of(size);
     void *p = mcache_alloc(c);
     scav_kick();
@@ -290,6 +298,9 @@ void *gm_enomem(void)
  * Under a memory tool every tiny object is aligned to 8, so that ASan's
  * 8-byte granules separate neighbours.
  *
+ * When a request does not fit, a new block comes, and whichever of the two
+ * has more room left stays the current one (Go's rule).
+ *
  * When is a block free? Go frees one when its sweeper finds every object
  * in it dead. Here each block has a count in its span (tiny_live): the
  * owning thread sets it to GM_TINY_BIAS when it starts the block and
@@ -314,48 +325,77 @@ static inline size_t tiny_align(size_t n)
     return (size_t)1 << (31 - __builtin_clz((unsigned)n));
 }
 
-static void *tiny_alloc(size_t n)
+/* Marks an object of n bytes at offset off of a tiny block (the word
+ * `starts`): its start, and a fence at its end, since the bytes after it
+ * are the next object's, or the owner's to hand out, and no realloc or
+ * malloc_usable_size may reach them (a fence at 16 falls off the word).
+ * Only the owner writes the marks: a relaxed load and store, not a
+ * read-modify-write. Checked builds record the request and tell the tools. */
+static inline void *tiny_done(uint16_t *starts, char *block, size_t off,
+                              size_t n)
 {
-    mcache *mc = &gm_mcache;
-    size_t align = tiny_align(n);
-    size_t off = (mc->tiny_off + align - 1) & ~(align - 1);
-    char *p;
-    if (mc->tiny != 0 && off + n <= GM_TINY_SIZE) {
-        p = (char *)(mc->tiny << 4) + off;
-        mc->tiny_off = (uint32_t)(off + n);
-        mc->tiny_count++;
-    } else {
-        char *block = mcache_tiny_block(); /* sets its count to the bias */
-        if (block == NULL)
-            return NULL;
-        tiny_retire(mc); /* the old block: its bias goes */
-        mspan *s = span_of_page(page_of(block));
-        size_t i = (size_t)(block - span_base(s)) >> 4;
-        mc->tiny = (uintptr_t)block >> 4;
-        mc->tiny_off = (uint32_t)n;
-        mc->tiny_count = 1;
-        mc->tiny_starts = &s->tiny_starts[i];
-        __atomic_store_n(mc->tiny_starts, 0, __ATOMIC_RELAXED);
-        p = block;
-        off = 0;
-    }
-    /* The object's start, and a fence at its end: the bytes after it are
-     * the next object's, or the owner's to hand out, so no realloc or
-     * malloc_usable_size may reach them. Only this thread writes the mask
-     * while the block is its own: a relaxed load and store, not a
-     * read-modify-write. */
-    unsigned marks = 1u << off | (off + n < GM_TINY_SIZE ? 1u << (off + n) : 0);
-    uint16_t starts = __atomic_load_n(mc->tiny_starts, __ATOMIC_RELAXED);
-    __atomic_store_n(mc->tiny_starts, (uint16_t)(starts | marks),
-                     __ATOMIC_RELAXED);
+    uint32_t marks = (uint32_t)1 << off | (uint32_t)1 << (off + n);
+    uint16_t old = __atomic_load_n(starts, __ATOMIC_RELAXED);
+    __atomic_store_n(starts, (uint16_t)(old | marks), __ATOMIC_RELAXED);
+    char *p = block + off;
 #if GM_CHECKED
     mspan *s = span_of_page(page_of(p));
-    size_t at = (size_t)(p - span_base(s));
-    __atomic_store_n(&s->tiny_req[at], (uint8_t)n, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->tiny_req[p - span_base(s)], (uint8_t)n,
+                     __ATOMIC_RELAXED);
     track_fill_fresh(p, n);
     track_malloc(p, n, 0, 0);
 #endif
     return p;
+}
+
+/* The request does not fit in the current block: a new block (the head of
+ * the thread's list of free tiny blocks, else a refill), and, as Go does,
+ * whichever of the two has more room left stays current; the other holds
+ * what it holds (the new one: this object alone, its count 1). */
+static GM_NOINLINE void *tiny_new_block(size_t n)
+{
+    mcache *mc = &gm_mcache;
+    if (!__atomic_load_n(&gm_heap.tiny, __ATOMIC_RELAXED)) {
+        tiny_retire(mc); /* switched off: this thread's block goes too */
+        return NULL;
+    }
+    char *block = mc->head[GM_TINY_CLASS];
+    if (GM_LIKELY(block != NULL)) {
+        mc->head[GM_TINY_CLASS] = link_get(block);
+        mc->room[GM_TINY_CLASS]++;
+    } else if ((block = mcache_tiny_block()) == NULL) {
+        return NULL;
+    }
+    mspan *s = span_of_page(page_of(block));
+    size_t i = (size_t)(block - span_base(s)) >> 4;
+    __atomic_store_n(&s->tiny_starts[i], 0, __ATOMIC_RELAXED);
+    if (mc->tiny != 0 && n >= mc->tiny_off) {
+        __atomic_store_n(&s->tiny_live[i], 1, __ATOMIC_RELAXED);
+        return tiny_done(&s->tiny_starts[i], block, 0, n);
+    }
+    tiny_retire(mc); /* the old block: its bias goes */
+    __atomic_store_n(&s->tiny_live[i], (uint8_t)GM_TINY_BIAS, __ATOMIC_RELAXED);
+    mc->tiny = (uintptr_t)block >> 4;
+    mc->tiny_off = (uint32_t)n;
+    mc->tiny_count = 1;
+    mc->tiny_starts = &s->tiny_starts[i];
+    mc->tiny_live = &s->tiny_live[i];
+    return tiny_done(mc->tiny_starts, block, 0, n);
+}
+
+/* 1 <= n < 16. The object goes at the next offset of the alignment it
+ * needs in the current block, when it fits. (A thread with a current block
+ * has the tiny allocator on: the switch is tested when a block starts.) */
+static inline void *tiny_alloc(size_t n)
+{
+    mcache *mc = &gm_mcache;
+    size_t align = tiny_align(n);
+    size_t off = (mc->tiny_off + align - 1) & ~(align - 1);
+    if (GM_UNLIKELY(mc->tiny == 0 || off + n > GM_TINY_SIZE))
+        return tiny_new_block(n);
+    mc->tiny_off = (uint32_t)(off + n);
+    mc->tiny_count++;
+    return tiny_done(mc->tiny_starts, (char *)(mc->tiny << 4), off, n);
 }
 
 /* The bytes an object at p of tiny span s may use: up to the next mark in
@@ -415,9 +455,35 @@ static void free_checked_large(mspan *s, void *p);
 static void free_checked_tiny(mspan *s, void *p);
 #endif
 
-/* NULL, large blocks and tiny objects; everything else is misuse. errno:
- * only the mheap reaches the OS here, and it keeps errno. */
-static GM_NOINLINE void free_slow(void *p)
+static void free_other(void *p);
+
+/* Tiny objects first (they are common: a quarter of the requests of ls or
+ * find): their span through the arena the fast path found (`map`, the
+ * arena's class map, adjusted: see gm_arena_index), then their block's
+ * count. Anything else: free_other. */
+static GM_NOINLINE void free_slow(void *p, uintptr_t map)
+{
+    if (GM_LIKELY(map != 0)) {
+        uintptr_t a = (uintptr_t)p;
+        const gm_arena *ar = (const gm_arena *)(map + (a >> GM_ARENA_SHIFT << (GM_ARENA_SHIFT - GM_PAGE_SHIFT)));
+        mspan *s = ar->spans[(a >> GM_PAGE_SHIFT) & (GM_ARENA_PAGES - 1)];
+        if (GM_LIKELY(s != NULL && s->cls == GM_TINY_CLASS &&
+                      s->state == MSPAN_SMALL)) {
+#if GM_CHECKED
+            free_checked_tiny(s, p);
+#else
+            tiny_release(s, p); /* a block freed may overflow: that path
+                                   kicks the scavenger */
+#endif
+            return;
+        }
+    }
+    free_other(p);
+}
+
+/* NULL, large blocks; everything else is misuse. errno: only the mheap
+ * reaches the OS here, and it keeps errno. */
+static GM_NOINLINE void free_other(void *p)
 {
     if (p == NULL)
         return;
@@ -431,12 +497,6 @@ static GM_NOINLINE void free_slow(void *p)
         free_checked_large(s, p);
 #else
         mheap_free_large(s);
-#endif
-    } else if (s->cls == GM_TINY_CLASS) {
-#if GM_CHECKED
-        free_checked_tiny(s, p);
-#else
-        tiny_release(s, p);
 #endif
     } else {
         alloc_fatal(STAGE, "gm_free", p,

@@ -266,7 +266,8 @@ typedef struct mcache {
                             0 when none */
     uint32_t tiny_off;   /* its bytes handed out so far (from its start) */
     uint32_t tiny_count; /* its objects handed out */
-    uint16_t *tiny_starts; /* its word of starts (mspan.tiny_starts) */
+    uint16_t *tiny_starts; /* its word of marks (mspan.tiny_starts) */
+    uint8_t *tiny_live;    /* its count (mspan.tiny_live) */
     struct mcache *next, *prev; /* the heap's list of caches (registry) */
     int tid;                    /* the thread's id, for the dump */
     uint64_t refills, flushes;  /* slow paths taken */
@@ -296,18 +297,41 @@ uint32_t mcache_cap(unsigned c);
 void *mcache_alloc(unsigned c);
 /* The list of class c overflowed (or the cache is not started). */
 void mcache_overflow(unsigned c);
-/* A tiny block for the calling thread (its count set), or NULL. */
+/* A free tiny block for the calling thread from a refill; NULL when the
+ * cache is not caching (a dying thread) or memory runs out. */
 void *mcache_tiny_block(void);
 /* The thread's cache goes back; `state` is what it becomes (FRESH or
  * DEAD). */
 void mcache_release(mcache *mc, uint8_t state);
 /* The thread-exit destructor (pthread_key_create). */
 void mcache_thread_exit(void *mc);
-/* The tiny block the thread fills goes back (its count drops the bias). */
-void tiny_retire(mcache *mc);
-/* One object of a tiny span is dead: the block goes to this thread's
- * cache when it was the last. */
-void tiny_release(mspan *s, void *p);
+static inline void cache_push(size_t c, void *p);
+/* The tiny block the thread fills goes back: its count drops the bias (less
+ * what was handed out), and the block goes when that leaves 0. */
+static inline void tiny_retire(mcache *mc)
+{
+    if (mc->tiny == 0)
+        return;
+    char *block = (char *)(mc->tiny << 4);
+    uint8_t drop = (uint8_t)(GM_TINY_BIAS - mc->tiny_count);
+    uint8_t *live = mc->tiny_live;
+    mc->tiny = 0;
+    mc->tiny_off = 0;
+    mc->tiny_count = 0;
+    mc->tiny_starts = NULL;
+    mc->tiny_live = NULL;
+    if (__atomic_sub_fetch(live, drop, __ATOMIC_ACQ_REL) == 0)
+        cache_push(GM_TINY_CLASS, block);
+}
+
+/* One object of tiny span s is dead: the block goes to this thread's
+ * cache when it was the last (gm.c, "The tiny allocator"). */
+static inline void tiny_release(mspan *s, void *p)
+{
+    size_t i = (size_t)((char *)p - span_base(s)) >> 4;
+    if (__atomic_sub_fetch(&s->tiny_live[i], 1, __ATOMIC_ACQ_REL) == 0)
+        cache_push(GM_TINY_CLASS, span_base(s) + (i << 4));
+}
 
 /* The fast free path's push, shared with the slow paths. */
 static inline void cache_push(size_t c, void *p)

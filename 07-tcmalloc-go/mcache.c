@@ -200,38 +200,7 @@ void *mcache_tiny_block(void)
     if (mc->state != MCACHE_ACTIVE)
         return NULL; /* a dead cache keeps no block: it could not give it
                         back */
-    char *b = mcache_alloc(GM_TINY_CLASS);
-    if (b == NULL)
-        return NULL;
-    mspan *s = span_of_page(page_of(b));
-    size_t i = (size_t)(b - span_base(s)) >> 4;
-    __atomic_store_n(&s->tiny_live[i], (uint8_t)GM_TINY_BIAS,
-                     __ATOMIC_RELAXED);
-    return b;
-}
-
-/* The block goes when its count reaches 0: here, or at its last free. */
-void tiny_retire(mcache *mc)
-{
-    if (mc->tiny == 0)
-        return;
-    char *block = (char *)(mc->tiny << 4);
-    uint8_t drop = (uint8_t)(GM_TINY_BIAS - mc->tiny_count);
-    mc->tiny = 0;
-    mc->tiny_off = 0;
-    mc->tiny_count = 0;
-    mc->tiny_starts = NULL;
-    mspan *s = span_of_page(page_of(block));
-    size_t i = (size_t)(block - span_base(s)) >> 4;
-    if (__atomic_sub_fetch(&s->tiny_live[i], drop, __ATOMIC_ACQ_REL) == 0)
-        cache_push(GM_TINY_CLASS, block);
-}
-
-void tiny_release(mspan *s, void *p)
-{
-    size_t i = (size_t)((char *)p - span_base(s)) >> 4;
-    if (__atomic_sub_fetch(&s->tiny_live[i], 1, __ATOMIC_ACQ_REL) == 0)
-        cache_push(GM_TINY_CLASS, span_base(s) + (i << 4));
+    return mcache_alloc(GM_TINY_CLASS);
 }
 
 /* ---- The end of a cache --------------------------------------------------- */
