@@ -614,6 +614,10 @@ static void release_block(void *p)
 static void quarantine_push(void *p)
 {
     mcache *mc = &gm_mcache;
+    if (mc->state != MCACHE_ACTIVE) { /* no cache to hold it back */
+        release_block(p);
+        return;
+    }
     if (mc->q_count == GM_QUARANTINE) {
         void *oldest = mc->quarantine[mc->q_first];
         mc->q_first = (mc->q_first + 1) % GM_QUARANTINE;
@@ -874,6 +878,8 @@ void gm_set_tiny(bool on)
 {
     gm_init_once();
     __atomic_store_n(&gm_heap.tiny, on, __ATOMIC_RELAXED);
+    if (!on)
+        tiny_retire(&gm_mcache); /* other threads: at their next block */
 }
 
 bool gm_tiny_enabled(void)
@@ -991,6 +997,7 @@ size_t gm_destroy(void)
         }
     }
     mheap_destroy();
+    gm_heap.stranded = false;
     memset(&gm_mcache, 0, sizeof gm_mcache);
     __atomic_store_n(&gm_heap.init, 0, __ATOMIC_RELEASE);
     errno = saved;
@@ -1010,8 +1017,11 @@ size_t gm_destroy(void)
  * for that FILE (fflush(NULL)); glibc's fork takes the list lock after the
  * prepare handlers, so taking the heap's locks first would close that
  * cycle. In the child, the other threads' caches are dropped from the list
- * of caches (their objects stay lost to the child: at most a cache's
- * bound each), and no scavenger thread exists: the next kick starts one.
+ * of caches: their objects stay lost to the child, at most a cache's bound
+ * each, as in glibc, jemalloc and TCMalloc (taking them back would mean
+ * trusting lists that their threads may have been halfway through
+ * changing), and gm_check then counts them as lost (gm_heap.stranded). No
+ * scavenger thread exists in the child: the next kick starts one.
  * A signal handler that forks while its thread is inside the allocator
  * must use _Fork (POSIX.1-2024, which no longer lists fork as
  * async-signal-safe): it runs no handlers.
@@ -1027,7 +1037,7 @@ void gm_lock_all(void)
     pthread_mutex_lock(&gm_heap.registry_lock);
     pthread_mutex_lock(&gm_heap.scav_busy);
     for (unsigned c = 1; c < GM_NLISTS; c++)
-        pthread_mutex_lock(&gm_heap.central[c].lock);
+        gm_lock_take(&gm_heap.central[c].lock);
     pthread_mutex_lock(&gm_heap.mheap.lock);
     pthread_mutex_lock(&gm_heap.scav_lock);
 }
@@ -1037,7 +1047,7 @@ void gm_unlock_all(void)
     pthread_mutex_unlock(&gm_heap.scav_lock);
     pthread_mutex_unlock(&gm_heap.mheap.lock);
     for (unsigned c = GM_NLISTS - 1; c >= 1; c--)
-        pthread_mutex_unlock(&gm_heap.central[c].lock);
+        gm_lock_give(&gm_heap.central[c].lock);
     pthread_mutex_unlock(&gm_heap.scav_busy);
     pthread_mutex_unlock(&gm_heap.registry_lock);
 }
@@ -1061,6 +1071,8 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     mcache *me = &gm_mcache;
+    if (gm_heap.nthreads > (me->registered ? 1u : 0u))
+        gm_heap.stranded = true; /* other threads' caches are lost here */
     gm_heap.threads = me->registered ? me : NULL;
     gm_heap.nthreads = me->registered ? 1 : 0;
     me->next = me->prev = NULL;

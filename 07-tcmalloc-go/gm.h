@@ -102,8 +102,9 @@ size_t gm_destroy(void);
 /* ---- Settings (the environment sets them at the first call; these
  * change them later) ---------------------------------------------------- */
 
-/* The tiny allocator on or off for the requests that follow (GM_TINY=0
- * turns it off). Blocks already handed out are unaffected. */
+/* The tiny allocator on or off for the calling thread's requests that
+ * follow, and for other threads' from their next tiny block on (GM_TINY=0
+ * turns it off from the start). Blocks handed out are unaffected. */
 void gm_set_tiny(bool on);
 bool gm_tiny_enabled(void);
 

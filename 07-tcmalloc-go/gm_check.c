@@ -50,9 +50,16 @@ typedef struct held {
 
 typedef struct held_set {
     held *v;
-    size_t n, cap, mapped;
+    size_t n, cap;
     const char *why; /* set when a list is broken */
 } held_set;
+
+/* The array, mapped once and grown when a heap holds more, kept between
+ * calls: a mapping made and unmade at every check would cost far more
+ * than the check on a small heap (munmap is slow on virtual machines).
+ * The callers hold every lock of the heap, so one array serves them all. */
+static held *scratch;
+static size_t scratch_bytes;
 
 /* Is p an address some arena holds? */
 static bool in_heap(const void *p)
@@ -166,14 +173,19 @@ static bool held_collect(held_set *h)
     held_gather(h); /* counting only */
     if (h->why != NULL)
         return true;
-    h->cap = h->n;
-    h->mapped = ((h->cap + 1) * sizeof(held) + 4095) & ~(size_t)4095;
-    h->v = mmap(NULL, h->mapped, PROT_READ | PROT_WRITE,
-                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (h->v == MAP_FAILED) {
-        h->v = NULL;
-        return false;
+    size_t want = ((h->n + 1) * sizeof(held) + 65535) & ~(size_t)65535;
+    if (want > scratch_bytes) {
+        void *v = mmap(NULL, want, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (v == MAP_FAILED)
+            return false;
+        if (scratch != NULL)
+            munmap(scratch, scratch_bytes);
+        scratch = v;
+        scratch_bytes = want;
     }
+    h->v = scratch;
+    h->cap = scratch_bytes / sizeof(held);
     h->n = 0;
     held_gather(h);
     if (h->n > h->cap)
@@ -188,9 +200,7 @@ static bool held_collect(held_set *h)
 
 static void held_free(held_set *h)
 {
-    if (h->v != NULL)
-        munmap(h->v, h->mapped);
-    h->v = NULL;
+    h->v = NULL; /* the array stays for the next call */
 }
 
 /* The first entry at or after address p (binary search). */
@@ -261,7 +271,9 @@ static const char *check_tiny(const mspan *s, const held_set *h)
         size_t k = held_find(h, block);
         bool cached = k < h->n && h->v[k].p == block &&
                       h->v[k].kind != HELD_QUARANTINE;
-        if (!slot_taken(s, i) || cached)
+        /* After a fork, a lost thread's block (current, or on its lists)
+         * is counted by no one. */
+        if (!slot_taken(s, i) || cached || gm_heap.stranded)
             continue;
         unsigned count = s->tiny_live[i];
         const mcache *owner = tiny_owner(block);
@@ -301,9 +313,14 @@ static const char *check_small(const mspan *s, const held_set *h,
         taken += popcount64(s->alloc_bits[w]);
     if (taken != s->alloc_count)
         return "a small span's alloc_count is not the bits set";
-    for (size_t i = s->nelems; i < GM_MAX_SLOTS; i++)
-        if (slot_taken(s, i))
+    for (size_t w = 0; w < GM_MAX_SLOTS / 64; w++) {
+        size_t lo = w * 64;
+        uint64_t valid = lo >= s->nelems       ? 0
+                         : s->nelems - lo >= 64 ? ~(uint64_t)0
+                                                : ((uint64_t)1 << (s->nelems - lo)) - 1;
+        if (s->alloc_bits[w] & ~valid)
             return "a bit is set beyond the span's last slot";
+    }
     if (s->alloc_count == 0)
         return "an empty small span was not given back to the page heap";
     if (s->freeindex % 64 != 0 || s->freeindex > s->nelems + 63)
@@ -340,7 +357,10 @@ static const char *check_small(const mspan *s, const held_set *h,
     unsigned live = 0;
     for (size_t w = 0; w < GM_MAX_SLOTS / 64; w++)
         live += popcount64(s->live_bits[w]);
-    if (s->alloc_count != held_n + live)
+    /* After a fork, objects of the threads that did not come along are
+     * lost: counted by no one. */
+    if (gm_heap.stranded ? s->alloc_count < held_n + live
+                         : s->alloc_count != held_n + live)
         return "a span's count is not what is held plus what is live "
                "(an object lost, or counted twice)";
     for (size_t w = 0; w < GM_MAX_SLOTS / 64; w++)
@@ -353,16 +373,31 @@ static const char *check_small(const mspan *s, const held_set *h,
     return NULL;
 }
 
-/* Do the page map entries first .. first + n - 1 all equal want, and the
- * class map entries all equal cls? */
+/* Do the page map entries of pages first .. first + n - 1 all equal want
+ * (unless want is (mspan *)1: any), and their class map entries all equal
+ * cls (unless cls < 0)? One arena's stretch at a time, as plain arrays: a
+ * free run can cover a whole arena, and the checker runs after every
+ * operation of the tests and the fuzzer. Entries that must all be equal
+ * are compared with one memcmp of the stretch against itself shifted by
+ * one entry. */
 static bool pages_all(uintptr_t first, size_t n, const mspan *want, int cls)
 {
-    for (size_t i = 0; i < n; i++) {
-        const gm_arena *a = arena_of(first + i);
-        size_t k = (first + i) & (GM_ARENA_PAGES - 1);
-        if (a == NULL || (want != (const mspan *)1 && a->spans[k] != want) ||
-            (cls >= 0 && a->class_of_page[k] != cls))
+    while (n > 0) {
+        const gm_arena *a = arena_of(first);
+        if (a == NULL)
             return false;
+        size_t k = first & (GM_ARENA_PAGES - 1);
+        size_t m = GM_ARENA_PAGES - k < n ? GM_ARENA_PAGES - k : n;
+        mspan *const *e = &a->spans[k];
+        if (want != (const mspan *)1 &&
+            (e[0] != want ||
+             (m > 1 && memcmp(e, e + 1, (m - 1) * sizeof *e) != 0)))
+            return false;
+        const uint8_t *cm = &a->class_of_page[k];
+        if (cls >= 0 && (cm[0] != cls || (m > 1 && memcmp(cm, cm + 1, m - 1) != 0)))
+            return false;
+        first += m;
+        n -= m;
     }
     return true;
 }

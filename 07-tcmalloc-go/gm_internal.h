@@ -285,8 +285,8 @@ typedef struct mcache {
  * the fast path reaches it in one instruction, with no call. */
 #if defined(__PIC__) && !defined(__PIE__)
 #define GM_TLS_MODEL __attribute__((tls_model("initial-exec")))
-#else
-#define GM_TLS_MODEL
+#else /* a program's own: the offset is known when it is linked */
+#define GM_TLS_MODEL __attribute__((tls_model("local-exec")))
 #endif
 extern _Thread_local mcache gm_mcache GM_TLS_MODEL;
 
@@ -344,6 +344,35 @@ static inline void cache_push(size_t c, void *p)
         mcache_overflow((unsigned)c);
 }
 
+/* ---- The central lists' lock -------------------------------------------- */
+
+/*
+ * A spin lock: one exchange to take it when it is free, a store to give it
+ * back (no call, against a pthread mutex's two), a few pause instructions
+ * and then sched_yield while another thread holds it. The sections it
+ * guards are short (a batch's worth of work), and a thread waiting on a
+ * preempted holder yields its core. There are 68 of them, all taken at
+ * once by fork's prepare handler: more than ThreadSanitizer's deadlock
+ * detector follows for pthread mutexes (64), and it sees these as the
+ * atomic operations they are.
+ */
+typedef struct gm_lock {
+    int held;
+} gm_lock;
+
+void gm_lock_wait(gm_lock *l);
+
+static inline void gm_lock_take(gm_lock *l)
+{
+    if (GM_UNLIKELY(__atomic_exchange_n(&l->held, 1, __ATOMIC_ACQUIRE)))
+        gm_lock_wait(l);
+}
+
+static inline void gm_lock_give(gm_lock *l)
+{
+    __atomic_store_n(&l->held, 0, __ATOMIC_RELEASE);
+}
+
 /* ---- mcentral: one per class (mcentral.c) ------------------------------ */
 
 /*
@@ -355,7 +384,7 @@ static inline void cache_push(size_t c, void *p)
  * cache line of its own; it is taken once per batch.
  */
 typedef struct mcentral {
-    pthread_mutex_t lock;
+    gm_lock lock;
     mspan *partial;          /* spans with a free slot, circular */
     mspan *full;             /* spans without, circular */
     void *batch[GM_MAX_BATCHES]; /* the transfer cache: each entry the
@@ -484,14 +513,18 @@ typedef struct gm_heap_t {
     bool tiny;               /* the tiny allocator is on (relaxed atomic) */
     bool key_made;           /* the thread-exit key exists (survives
                                 gm_destroy) */
+    bool stranded;           /* this process is a child of a fork that
+                                dropped other threads' caches: their
+                                objects are lost (gm_check allows it) */
     pthread_key_t key;
     /* The scavenger (mscavenge.c). */
     pthread_mutex_t scav_busy; /* held by the scavenger while it works */
     pthread_mutex_t scav_lock; /* its sleep and the flags below */
     pthread_cond_t scav_cond;
     pthread_t scav_thread;
-    int scav_state;          /* 0 none, 1 starting, 2 running, 3 failed
-                                (atomic) */
+    int scav_state;          /* 0 none, 1 starting, 2 running, 3 failed,
+                                4 ended by itself, to be joined (atomic;
+                                2 -> 4 under scav_lock) */
     bool scav_wanted;        /* a free left too much resident (atomic) */
     bool scav_awake;         /* the scavenger is between passes, not
                                 asleep until kicked (atomic) */

@@ -162,8 +162,11 @@ static void flush(mcache *mc, unsigned c)
     }
     while (mc->room[c] < 0) {
         void *head = mc->head[c], *last = head;
-        for (uint32_t i = 1; i < b; i++)
+        for (uint32_t i = 1; i < b && last != NULL; i++)
             last = link_get(last);
+        if (last == NULL) /* a double free, or a fast path gone wrong */
+            alloc_fatal(STAGE, "gm_free", head,
+                        "a thread's list is shorter than its room says");
         mc->head[c] = link_get(last);
         link_set(last, NULL);
         mc->room[c] += (int32_t)b;

@@ -18,7 +18,7 @@
  *                  it has room; else each object's bit cleared in its span
  *                  (found through the page map); a span that was full goes
  *                  back to the partial list, one left empty back to the
- *                  mheap (after the class's lock is dropped)
+ *                  mheap
  *   mcentral_drain the transfer cache into the spans (the scavenger, when
  *                  the heap is idle; gm_trim)
  *
@@ -30,7 +30,24 @@
  */
 #include "gm_internal.h"
 
+#include <sched.h>
 #include <string.h>
+
+void gm_lock_wait(gm_lock *l)
+{
+    for (unsigned spins = 0;; spins++) {
+        if (__atomic_load_n(&l->held, __ATOMIC_RELAXED) == 0 &&
+            !__atomic_exchange_n(&l->held, 1, __ATOMIC_ACQUIRE))
+            return;
+#if defined(__x86_64__) || defined(__i386__)
+        if (spins < 64) {
+            __builtin_ia32_pause();
+            continue;
+        }
+#endif
+        sched_yield();
+    }
+}
 
 /* A counter that the scavenger reads without the lock: written under the
  * lock with a relaxed store (a plain store on x86-64). */
@@ -42,7 +59,6 @@ static inline void count(uint64_t *c, uint64_t n)
 void mcentral_init(mcentral *m, unsigned c)
 {
     memset(m, 0, sizeof *m);
-    pthread_mutex_init(&m->lock, NULL);
     size_t batch_bytes = (size_t)gm_batch_of_class[c] * gm_size_of_class[c];
     size_t room = ((size_t)256 << 10) / batch_bytes;
     m->max_batch = (uint32_t)(room < 2 ? 2 : room > GM_MAX_BATCHES ? GM_MAX_BATCHES
@@ -123,11 +139,11 @@ unsigned mcentral_get(unsigned c, unsigned want, void **head)
 {
     mcentral *m = &gm_heap.central[c];
     *head = NULL;
-    pthread_mutex_lock(&m->lock);
+    gm_lock_take(&m->lock);
     if (want == gm_batch_of_class[c] && m->nbatch > 0) {
         *head = m->batch[--m->nbatch];
         count(&m->batches_out, 1);
-        pthread_mutex_unlock(&m->lock);
+        gm_lock_give(&m->lock);
         return want;
     }
     void *tail = NULL;
@@ -152,7 +168,7 @@ unsigned mcentral_get(unsigned c, unsigned want, void **head)
     if (tail != NULL)
         link_set(tail, NULL);
     count(&m->from_spans, got);
-    pthread_mutex_unlock(&m->lock);
+    gm_lock_give(&m->lock);
     return got;
 }
 
@@ -160,9 +176,10 @@ unsigned mcentral_get(unsigned c, unsigned want, void **head)
 
 /* The object at p goes back to its span (of class c): its bit clears. A
  * span that was full rejoins the partial list; one now empty leaves the
- * class, onto *empty (linked through next), for the caller to give back to
- * the mheap once the class's lock is dropped. */
-static void span_put(mcentral *m, unsigned c, void *p, mspan **empty)
+ * class for the mheap, the class's lock still held (the mheap's comes
+ * after it), so that no span is ever on neither side (a fork's child would
+ * find it lost). */
+static void span_put(mcentral *m, unsigned c, void *p)
 {
     mspan *s = span_of_page(page_of(p));
     if (s == NULL || s->state != MSPAN_SMALL || s->cls != c)
@@ -182,59 +199,43 @@ static void span_put(mcentral *m, unsigned c, void *p, mspan **empty)
     if (s->alloc_count == 0) {
         list_remove(&m->partial, s);
         m->nspans--;
-        s->next = *empty;
-        *empty = s;
-    }
-}
-
-/* Spans left empty go back to the mheap, with no mcentral lock held. */
-static void spans_free(mspan *empty)
-{
-    while (empty != NULL) {
-        mspan *next = empty->next;
-        empty->next = NULL;
-        mheap_free_small(empty);
-        empty = next;
+        mheap_free_small(s);
     }
 }
 
 void mcentral_put(unsigned c, void *head, unsigned n)
 {
     mcentral *m = &gm_heap.central[c];
-    mspan *empty = NULL;
-    pthread_mutex_lock(&m->lock);
+    gm_lock_take(&m->lock);
     if (n == gm_batch_of_class[c] && m->nbatch < m->max_batch) {
         m->batch[m->nbatch++] = head;
         count(&m->batches_in, 1);
-        pthread_mutex_unlock(&m->lock);
+        gm_lock_give(&m->lock);
         return;
     }
     for (void *p = head; p != NULL;) {
         void *next = link_get(p);
-        span_put(m, c, p, &empty);
+        span_put(m, c, p);
         p = next;
     }
     count(&m->to_spans, n);
-    pthread_mutex_unlock(&m->lock);
-    spans_free(empty);
+    gm_lock_give(&m->lock);
 }
 
 size_t mcentral_drain(unsigned c)
 {
     mcentral *m = &gm_heap.central[c];
-    mspan *empty = NULL;
     size_t moved = 0;
-    pthread_mutex_lock(&m->lock);
+    gm_lock_take(&m->lock);
     while (m->nbatch > 0) {
         for (void *p = m->batch[--m->nbatch]; p != NULL;) {
             void *next = link_get(p);
-            span_put(m, c, p, &empty);
+            span_put(m, c, p);
             p = next;
             moved++;
         }
     }
     count(&m->to_spans, moved);
-    pthread_mutex_unlock(&m->lock);
-    spans_free(empty);
+    gm_lock_give(&m->lock);
     return moved;
 }

@@ -11,9 +11,11 @@
  * allocator starts it lazily, the first time a free leaves more free pages
  * resident than the goal, so that a program that never frees much never
  * has one. It blocks every signal (they are the program's), sleeps until a
- * free wakes it, and goes back to sleep, for as long as it takes, when
- * there is nothing to do. After fork the child has no such thread, and the
- * next free that needs one starts it again. GM_SCAVENGE=sync (or a
+ * free wakes it, and when it has had nothing to do for a quarter of a
+ * second it ends (the next free that needs it starts another): POSIX has
+ * no daemon threads, and a program whose main thread calls pthread_exit
+ * would otherwise never end. After fork the child has no such thread, and
+ * the next free that needs one starts it again. GM_SCAVENGE=sync (or a
  * pthread_create that fails) falls back to the budget: the free that
  * leaves too much resident gives it back itself.
  *
@@ -114,6 +116,12 @@ static bool scav_sleep(unsigned ms)
     return gm_heap.scav_stopping;
 }
 
+/* How long the thread waits for work before it ends (a new one starts at
+ * the next kick): POSIX has no daemon threads, so a program whose main
+ * thread calls pthread_exit ends only when every other thread has, this
+ * one too. */
+#define SCAV_LINGER_MS 250
+
 /* scav_lock is only ever held alone here (the waits), so that fork's
  * prepare handler, which takes it last, cannot meet this thread holding
  * it while it waits for another lock. */
@@ -124,8 +132,15 @@ static void *scav_main(void *arg)
     bool drained = false;
     for (;;) {
         pthread_mutex_lock(&gm_heap.scav_lock);
-        while (!gm_heap.scav_work && !gm_heap.scav_stopping)
-            pthread_cond_wait(&gm_heap.scav_cond, &gm_heap.scav_lock);
+        while (!gm_heap.scav_work && !gm_heap.scav_stopping) {
+            if (!scav_sleep(SCAV_LINGER_MS) && !gm_heap.scav_work) {
+                /* idle for the whole linger: end; the next kick (under
+                 * this lock) sees the state and starts a new thread */
+                __atomic_store_n(&gm_heap.scav_state, 4, __ATOMIC_RELEASE);
+                pthread_mutex_unlock(&gm_heap.scav_lock);
+                return NULL;
+            }
+        }
         bool stopped = gm_heap.scav_stopping;
         gm_heap.scav_work = false;
         pthread_mutex_unlock(&gm_heap.scav_lock);
@@ -159,19 +174,17 @@ static void *scav_main(void *arg)
     }
 }
 
-/* Starts the thread: every signal blocked in it (it inherits the mask),
- * a small stack. A failure falls back to the budget of sync mode. */
-static void scav_start(void)
+/* Starts the thread (after joining one that ended by itself): every
+ * signal blocked in it (it inherits the mask), a small stack. A failure
+ * falls back to the budget of sync mode. */
+static void scav_start(int from)
 {
-    int expected = 0;
-    if (!__atomic_compare_exchange_n(&gm_heap.scav_state, &expected, 1, false,
+    if (!__atomic_compare_exchange_n(&gm_heap.scav_state, &from, 1, false,
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return;
     int saved = errno;
-    pthread_mutex_lock(&gm_heap.scav_lock);
-    gm_heap.scav_work = true;
-    gm_heap.scav_stopping = false;
-    pthread_mutex_unlock(&gm_heap.scav_lock);
+    if (from == 4)
+        pthread_join(gm_heap.scav_thread, NULL); /* it has ended already */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -196,15 +209,16 @@ void scav_kick(void)
     if (__atomic_load_n(&gm_heap.scav_mode, __ATOMIC_RELAXED) !=
         GM_SCAVENGE_BACKGROUND)
         return;
+    /* The work flag first, then the state, under the thread's lock: a
+     * thread about to end either sees the work or has said it ended. */
+    pthread_mutex_lock(&gm_heap.scav_lock);
+    gm_heap.scav_work = true;
     int state = __atomic_load_n(&gm_heap.scav_state, __ATOMIC_ACQUIRE);
-    if (state == 0) {
-        scav_start();
-    } else if (state == 2) {
-        pthread_mutex_lock(&gm_heap.scav_lock);
-        gm_heap.scav_work = true;
+    if (state == 2)
         pthread_cond_signal(&gm_heap.scav_cond);
-        pthread_mutex_unlock(&gm_heap.scav_lock);
-    }
+    pthread_mutex_unlock(&gm_heap.scav_lock);
+    if (state == 0 || state == 4)
+        scav_start(state);
 }
 
 void scav_stop(void)
@@ -215,7 +229,7 @@ void scav_stop(void)
                                         __ATOMIC_ACQUIRE)) == 1)
             sched_yield();
     }
-    if (state == 2) {
+    if (state == 2 || state == 4) { /* running, or ended and not joined */
         pthread_mutex_lock(&gm_heap.scav_lock);
         gm_heap.scav_stopping = true;
         pthread_cond_broadcast(&gm_heap.scav_cond);
