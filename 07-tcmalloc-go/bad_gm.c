@@ -22,8 +22,7 @@
 static const misuse_bug bugs[] = {
     {"use-after-free", "Invalid read of size", "use-after-poison",
      "reads a block after gm_free (the quarantine keeps its slot unused)"},
-    {"use-after-free-other-thread", "Invalid write of size",
-     "use-after-poison",
+    {"use-after-free-other-thread", "Invalid write of size", "use-after-poison",
      "another thread frees a block; this one writes to it afterwards"},
     {"use-after-realloc", "Invalid write of size", "use-after-poison",
      "writes through the old pointer after gm_realloc moved the block"},

@@ -64,42 +64,42 @@ static inline size_t size_large(uint64_t r)
 }
 
 /* The two sides, written out for each rule so that the rule inlines. */
-#define CHURN_SIDES(name, rule, live)                                         \
-    static void name##_stage(bench_t *b, size_t ops)                          \
-    {                                                                         \
-        void **s = bench_slots(live);                                         \
-        uint64_t x = BENCH_SEED;                                              \
-        for (size_t i = 0; i < (live); i++)                                   \
-            s[i] = gm_malloc(rule(bench_random(&x)));                         \
-        bench_start(b);                                                       \
-        for (size_t i = 0; i < ops / 2; i++) {                                \
-            uint64_t r = bench_random(&x);                                    \
-            size_t k = bench_below(r, live);                                  \
-            gm_free(s[k]);                                                    \
-            s[k] = gm_malloc(rule(r));                                        \
-        }                                                                     \
-        bench_stop(b);                                                        \
-        bench_keep(s[0]);                                                     \
-        for (size_t i = 0; i < (live); i++)                                   \
-            gm_free(s[i]);                                                    \
-    }                                                                         \
-    static void name##_system(bench_t *b, size_t ops)                         \
-    {                                                                         \
-        void **s = bench_slots(live);                                         \
-        uint64_t x = BENCH_SEED;                                              \
-        for (size_t i = 0; i < (live); i++)                                   \
-            s[i] = malloc(rule(bench_random(&x)));                            \
-        bench_start(b);                                                       \
-        for (size_t i = 0; i < ops / 2; i++) {                                \
-            uint64_t r = bench_random(&x);                                    \
-            size_t k = bench_below(r, live);                                  \
-            free(s[k]);                                                       \
-            s[k] = malloc(rule(r));                                           \
-        }                                                                     \
-        bench_stop(b);                                                        \
-        bench_keep(s[0]);                                                     \
-        for (size_t i = 0; i < (live); i++)                                   \
-            free(s[i]);                                                       \
+#define CHURN_SIDES(name, rule, live)                                          \
+    static void name##_stage(bench_t *b, size_t ops)                           \
+    {                                                                          \
+        void **s = bench_slots(live);                                          \
+        uint64_t x = BENCH_SEED;                                               \
+        for (size_t i = 0; i < (live); i++)                                    \
+            s[i] = gm_malloc(rule(bench_random(&x)));                          \
+        bench_start(b);                                                        \
+        for (size_t i = 0; i < ops / 2; i++) {                                 \
+            uint64_t r = bench_random(&x);                                     \
+            size_t k = bench_below(r, live);                                   \
+            gm_free(s[k]);                                                     \
+            s[k] = gm_malloc(rule(r));                                         \
+        }                                                                      \
+        bench_stop(b);                                                         \
+        bench_keep(s[0]);                                                      \
+        for (size_t i = 0; i < (live); i++)                                    \
+            gm_free(s[i]);                                                     \
+    }                                                                          \
+    static void name##_system(bench_t *b, size_t ops)                          \
+    {                                                                          \
+        void **s = bench_slots(live);                                          \
+        uint64_t x = BENCH_SEED;                                               \
+        for (size_t i = 0; i < (live); i++)                                    \
+            s[i] = malloc(rule(bench_random(&x)));                             \
+        bench_start(b);                                                        \
+        for (size_t i = 0; i < ops / 2; i++) {                                 \
+            uint64_t r = bench_random(&x);                                     \
+            size_t k = bench_below(r, live);                                   \
+            free(s[k]);                                                        \
+            s[k] = malloc(rule(r));                                            \
+        }                                                                      \
+        bench_stop(b);                                                         \
+        bench_keep(s[0]);                                                      \
+        for (size_t i = 0; i < (live); i++)                                    \
+            free(s[i]);                                                        \
     }
 
 CHURN_SIDES(small, size_small, 1000)
@@ -113,11 +113,10 @@ static const bench_case cases[] = {
      "churn: free a random one of 1000 live blocks of 16-64 B, allocate its "
      "replacement",
      2000000, small_stage, small_system},
-    {"mixed-16-4096",
-     "churn of 4000 live blocks of 16 B-4 KiB (log-uniform)", 1000000,
-     mixed_stage, mixed_system},
-    {"churn-1-1024", "churn of 1000 live blocks of 1-1024 B (uniform)",
-     1000000, churn_stage, churn_system},
+    {"mixed-16-4096", "churn of 4000 live blocks of 16 B-4 KiB (log-uniform)",
+     1000000, mixed_stage, mixed_system},
+    {"churn-1-1024", "churn of 1000 live blocks of 1-1024 B (uniform)", 1000000,
+     churn_stage, churn_system},
     {"tiny-1-15", "churn of 1000 live blocks of 1-15 B (the tiny allocator)",
      1000000, tiny_stage, tiny_system},
     {"large-32k-1m", "churn of 64 live blocks of 32 KiB-1 MiB (log-uniform)",

@@ -105,8 +105,8 @@ int main(void)
     gm_quarantine_flush();
     show(mcache_dump, "class  5", 1);
     void *again = gm_malloc(40);
-    printf("   the next malloc of 40 B returns %p: the last freed, %p\n",
-           again, blocks[7]);
+    printf("   the next malloc of 40 B returns %p: the last freed, %p\n", again,
+           blocks[7]);
     blocks[7] = again;
 
     say("allocate 1700 more: each refill raised the list's bound by a batch "

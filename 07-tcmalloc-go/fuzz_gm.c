@@ -84,7 +84,7 @@ static void on_lane(unsigned lane, void (*fn)(void *), void *arg)
     pthread_mutex_unlock(&w->lock);
 }
 
-/* ---- The ops, as functions a lane runs ------------------------------------ */
+/* ---- The ops, as functions a lane runs ----------------------------------- */
 
 typedef struct call {
     int kind; /* 0 malloc, 1 calloc, 2 aligned, 3 free, 4 realloc, 5 trim,
@@ -193,8 +193,8 @@ size_t fuzz_stage_run(const uint8_t *data, size_t size, size_t check_every)
                     if (((unsigned char *)c.result)[i] != 0)
                         fuzz_fail(&t, "gm_calloc(%zu): byte %zu not zero",
                                   op.size, i);
-            fuzz_added(&t, c.result, op.size, align,
-                       too_big(op.size, op.align), c.err);
+            fuzz_added(&t, c.result, op.size, align, too_big(op.size, op.align),
+                       c.err);
             break;
         }
         case FUZZ_FREE:
@@ -217,8 +217,7 @@ size_t fuzz_stage_run(const uint8_t *data, size_t size, size_t check_every)
                 (uintptr_t)c.result % align_for(op.size) != 0)
                 fuzz_fail(&t, "gm_realloc(%zu) returned %p: misaligned",
                           op.size, c.result);
-            fuzz_resized(&t, b, c.result, op.size, too_big(op.size, 16),
-                         c.err);
+            fuzz_resized(&t, b, c.result, op.size, too_big(op.size, 16), c.err);
             break;
         case FUZZ_RESET:
             for (unsigned lane = 0; lane < 3; lane++) {

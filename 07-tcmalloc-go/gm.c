@@ -166,7 +166,7 @@ uintptr_t gm_arena_index[(size_t)1 << GM_INDEX_BITS];
 static void *malloc_slow(size_t size);
 static void free_slow(void *p, uintptr_t map);
 
-/* ---- Allocation, step 1: the fast path ------------------------------------ */
+/* ---- Allocation, step 1: the fast path ----------------------------------- */
 
 /*
  * One unsigned comparison keeps both the tiny requests (under 16 bytes:
@@ -194,7 +194,7 @@ void *gm_malloc(size_t size)
     return p;
 }
 
-/* ---- Freeing, step 1: the fast path ---------------------------------------- */
+/* ---- Freeing, step 1: the fast path -------------------------------------- */
 
 /*
  * The arena index entry is 0 for NULL and for any address in no arena;
@@ -408,11 +408,10 @@ static size_t tiny_extent(const mspan *s, const void *p)
         __atomic_load_n(&s->tiny_starts[at >> 4], __ATOMIC_RELAXED);
     unsigned off = (unsigned)(at & 15);
     unsigned later = (unsigned)starts >> (off + 1);
-    return later == 0 ? GM_TINY_SIZE - off
-                      : (size_t)__builtin_ctz(later) + 1;
+    return later == 0 ? GM_TINY_SIZE - off : (size_t)__builtin_ctz(later) + 1;
 }
 
-/* ---- Large blocks --------------------------------------------------------- */
+/* ---- Large blocks -------------------------------------------------------- */
 
 /* size bytes (over 32 KiB, or an alignment no class gives) in pages of
  * their own, straight from the mheap. */
@@ -433,7 +432,7 @@ static void *large_alloc(size_t size, size_t align_pages)
     return p;
 }
 
-/* ---- The slow paths of free ----------------------------------------------- */
+/* ---- The slow paths of free ---------------------------------------------- */
 
 /* The span of p, for every path that is not the fast one. A pointer that
  * no arena holds, or one in a free run of pages, is not a block. */
@@ -465,7 +464,9 @@ static GM_NOINLINE void free_slow(void *p, uintptr_t map)
 {
     if (GM_LIKELY(map != 0)) {
         uintptr_t a = (uintptr_t)p;
-        const gm_arena *ar = (const gm_arena *)(map + (a >> GM_ARENA_SHIFT << (GM_ARENA_SHIFT - GM_PAGE_SHIFT)));
+        const gm_arena *ar =
+            (const gm_arena *)(map + (a >> GM_ARENA_SHIFT << (GM_ARENA_SHIFT -
+                                                              GM_PAGE_SHIFT)));
         mspan *s = ar->spans[(a >> GM_PAGE_SHIFT) & (GM_ARENA_PAGES - 1)];
         if (GM_LIKELY(s != NULL && s->cls == GM_TINY_CLASS &&
                       s->state == MSPAN_SMALL)) {
@@ -546,10 +547,10 @@ static size_t checked_live(mspan *s, void *p, const char *fn, bool clear)
                     "not the start of a block (a pointer inside a slot, or "
                     "past the span's last one)");
     uint64_t bit = (uint64_t)1 << (slot & 63);
-    uint64_t old = clear ? __atomic_fetch_and(&s->live_bits[slot >> 6], ~bit,
-                                              __ATOMIC_ACQ_REL)
-                         : __atomic_load_n(&s->live_bits[slot >> 6],
-                                           __ATOMIC_ACQUIRE);
+    uint64_t old =
+        clear ? __atomic_fetch_and(&s->live_bits[slot >> 6], ~bit,
+                                   __ATOMIC_ACQ_REL)
+              : __atomic_load_n(&s->live_bits[slot >> 6], __ATOMIC_ACQUIRE);
     if (!(old & bit))
         alloc_fatal(STAGE, fn, p, clear ? "double free" : "a freed block");
     return s->requests[slot];
@@ -567,8 +568,7 @@ void free_checked(void *p, unsigned c)
 
 static void free_checked_large(mspan *s, void *p)
 {
-    if (!(__atomic_fetch_and(&s->live_bits[0], ~(uint64_t)1,
-                             __ATOMIC_ACQ_REL) &
+    if (!(__atomic_fetch_and(&s->live_bits[0], ~(uint64_t)1, __ATOMIC_ACQ_REL) &
           1))
         alloc_fatal(STAGE, "gm_free", p, "double free");
     track_free(p, s->large_request, 0);
@@ -581,9 +581,9 @@ static size_t tiny_checked_request(mspan *s, void *p, const char *fn,
                                    bool clear)
 {
     size_t at = (size_t)((char *)p - span_base(s));
-    uint8_t n = clear ? __atomic_exchange_n(&s->tiny_req[at], 0,
-                                            __ATOMIC_ACQ_REL)
-                      : __atomic_load_n(&s->tiny_req[at], __ATOMIC_ACQUIRE);
+    uint8_t n = clear
+                    ? __atomic_exchange_n(&s->tiny_req[at], 0, __ATOMIC_ACQ_REL)
+                    : __atomic_load_n(&s->tiny_req[at], __ATOMIC_ACQUIRE);
     if (n == 0)
         alloc_fatal(STAGE, fn, p,
                     "not a live tiny object (freed twice, or not the start "
@@ -653,12 +653,10 @@ void free_checked(void *p, unsigned c)
 {
     cache_push(c, p);
 }
-void gm_quarantine_flush(void)
-{
-}
+void gm_quarantine_flush(void) {}
 #endif
 
-/* ---- calloc, aligned blocks, realloc, usable size ------------------------- */
+/* ---- calloc, aligned blocks, realloc, usable size ------------------------ */
 
 /* The product is tested before it is formed: nmemb * size wraps silently.
  * A large block from pages never written (or given back) is not cleared
@@ -798,7 +796,7 @@ void *gm_realloc(void *p, size_t size)
     return q;
 }
 
-/* ---- Start, settings, the end ------------------------------------------------ */
+/* ---- Start, settings, the end -------------------------------------------- */
 
 static void heap_start(void);
 static void fork_handlers_register(void);
@@ -853,10 +851,10 @@ static void heap_start(void)
     const char *s = env("GM_TINY");
     gm_heap.tiny = s == NULL || strcmp(s, "0") != 0;
     s = env("GM_SCAVENGE");
-    gm_heap.scav_mode = s == NULL                     ? GM_SCAVENGE_BACKGROUND
-                        : strcmp(s, "sync") == 0      ? GM_SCAVENGE_SYNC
-                        : strcmp(s, "off") == 0       ? GM_SCAVENGE_OFF
-                                                      : GM_SCAVENGE_BACKGROUND;
+    gm_heap.scav_mode = s == NULL                ? GM_SCAVENGE_BACKGROUND
+                        : strcmp(s, "sync") == 0 ? GM_SCAVENGE_SYNC
+                        : strcmp(s, "off") == 0  ? GM_SCAVENGE_OFF
+                                                 : GM_SCAVENGE_BACKGROUND;
     s = env("GM_SCAVENGE_DELAY_MS");
     gm_heap.scav_delay_ms = s != NULL ? (unsigned)strtoul(s, NULL, 10) : 100;
     s = env("GM_RETAIN");
@@ -1089,7 +1087,7 @@ static void fork_handlers_register(void)
         pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-/* ---- The class table, for tests and tools ---------------------------------- */
+/* ---- The class table, for tests and tools -------------------------------- */
 
 unsigned gm_size_class(size_t size)
 {

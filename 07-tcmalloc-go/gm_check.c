@@ -37,7 +37,7 @@
 #include <unistd.h>
 
 // clang-format off
-/* ---- Step 1: what is held outside the spans ------------------------------- */
+/* ---- Step 1: what is held outside the spans ------------------------------ */
 // clang-format on
 
 enum held_kind { HELD_THREAD = 1, HELD_TRANSFER, HELD_QUARANTINE };
@@ -218,7 +218,7 @@ static size_t held_find(const held_set *h, uintptr_t p)
 }
 
 // clang-format off
-/* ---- Step 2: the mappings, span by span ------------------------------------- */
+/* ---- Step 2: the mappings, span by span ---------------------------------- */
 // clang-format on
 
 typedef struct walk_sums {
@@ -269,8 +269,8 @@ static const char *check_tiny(const mspan *s, const held_set *h)
     for (size_t i = 0; i < s->nelems; i++) {
         uintptr_t block = (uintptr_t)span_base(s) + i * 16;
         size_t k = held_find(h, block);
-        bool cached = k < h->n && h->v[k].p == block &&
-                      h->v[k].kind != HELD_QUARANTINE;
+        bool cached =
+            k < h->n && h->v[k].p == block && h->v[k].kind != HELD_QUARANTINE;
         /* After a fork, a lost thread's block (current, or on its lists)
          * is counted by no one. */
         if (!slot_taken(s, i) || cached || gm_heap.stranded)
@@ -283,9 +283,8 @@ static const char *check_tiny(const mspan *s, const held_set *h)
             alive += s->tiny_req[i * 16 + off] != 0;
         for (size_t j = k; j < h->n && h->v[j].p < block + 16; j++)
             alive += h->v[j].kind == HELD_QUARANTINE;
-        unsigned want = owner != NULL
-                            ? GM_TINY_BIAS - owner->tiny_count + alive
-                            : alive;
+        unsigned want =
+            owner != NULL ? GM_TINY_BIAS - owner->tiny_count + alive : alive;
         if (count != want)
             return "a tiny block's count is not its live objects (plus "
                    "the bias while a thread fills it)";
@@ -305,8 +304,10 @@ static const char *check_small(const mspan *s, const held_set *h,
     unsigned c = s->cls;
     if (c < 1 || c >= GM_NLISTS)
         return "a small span's class is out of range";
-    if (s->npages != gm_pages_of_class[c] || s->nelems != gm_objects_of_class[c] ||
-        s->elemsize != gm_size_of_class[c] || s->divmul != gm_divmul_of_class[c])
+    if (s->npages != gm_pages_of_class[c] ||
+        s->nelems != gm_objects_of_class[c] ||
+        s->elemsize != gm_size_of_class[c] ||
+        s->divmul != gm_divmul_of_class[c])
         return "a small span's geometry is not its class's";
     unsigned taken = 0;
     for (size_t w = 0; w < GM_MAX_SLOTS / 64; w++)
@@ -315,9 +316,10 @@ static const char *check_small(const mspan *s, const held_set *h,
         return "a small span's alloc_count is not the bits set";
     for (size_t w = 0; w < GM_MAX_SLOTS / 64; w++) {
         size_t lo = w * 64;
-        uint64_t valid = lo >= s->nelems       ? 0
-                         : s->nelems - lo >= 64 ? ~(uint64_t)0
-                                                : ((uint64_t)1 << (s->nelems - lo)) - 1;
+        uint64_t valid = lo >= s->nelems ? 0
+                         : s->nelems - lo >= 64
+                             ? ~(uint64_t)0
+                             : ((uint64_t)1 << (s->nelems - lo)) - 1;
         if (s->alloc_bits[w] & ~valid)
             return "a bit is set beyond the span's last slot";
     }
@@ -391,10 +393,11 @@ static bool pages_all(uintptr_t first, size_t n, const mspan *want, int cls)
         mspan *const *e = &a->spans[k];
         if (want != (const mspan *)1 &&
             (e[0] != want ||
-             (m > 1 && memcmp(e, e + 1, (m - 1) * sizeof *e) != 0)))
+             (m > 1 && memcmp(e, e + 1, (m - 1) * sizeof(mspan *)) != 0)))
             return false;
         const uint8_t *cm = &a->class_of_page[k];
-        if (cls >= 0 && (cm[0] != cls || (m > 1 && memcmp(cm, cm + 1, m - 1) != 0)))
+        if (cls >= 0 &&
+            (cm[0] != cls || (m > 1 && memcmp(cm, cm + 1, m - 1) != 0)))
             return false;
         first += m;
         n -= m;
@@ -403,7 +406,7 @@ static bool pages_all(uintptr_t first, size_t n, const mspan *want, int cls)
 }
 
 static const char *check_mapping(const gm_arena *a, const held_set *h,
-                                  walk_sums *sum)
+                                 walk_sums *sum)
 {
     uintptr_t end = a->map_page + a->map_pages;
     const mspan *prev = NULL;
@@ -417,7 +420,8 @@ static const char *check_mapping(const gm_arena *a, const held_set *h,
         if (s->state == MSPAN_FREE) {
             if (s->busy)
                 return "a free run is still busy under the scavenger's lock";
-            if (!pages_all(q, 1, s, 0) || !pages_all(q + s->npages - 1, 1, s, 0) ||
+            if (!pages_all(q, 1, s, 0) ||
+                !pages_all(q + s->npages - 1, 1, s, 0) ||
                 (s->npages > 2 && !pages_all(q + 1, s->npages - 2, NULL, 0)))
                 return "a free run's page map or class map is wrong";
             if (prev != NULL && prev->state == MSPAN_FREE &&
@@ -469,7 +473,7 @@ static const char *check_mapping(const gm_arena *a, const held_set *h,
 }
 
 // clang-format off
-/* ---- Steps 3 and 4: the lists and the counters ------------------------------ */
+/* ---- Steps 3 and 4: the lists and the counters --------------------------- */
 // clang-format on
 
 static const char *check_lists(const walk_sums *sum)
@@ -564,13 +568,14 @@ static const char *check_counters(const walk_sums *sum)
         m->free_runs != sum->free_runs || m->small_spans != sum->small_spans ||
         m->large_spans != sum->large_spans)
         return "the mheap's counters disagree with its spans";
-    if (m->footprint != (m->span_pages + m->free_pages) * GM_PAGE + m->metadata ||
+    if (m->footprint !=
+            (m->span_pages + m->free_pages) * GM_PAGE + m->metadata ||
         m->peak_footprint < m->footprint)
         return "the footprint is not pages in use, free resident pages and "
                "metadata";
     size_t n = 0;
-    for (const mcache *mc = gm_heap.threads; mc != NULL && n <= gm_heap.nthreads;
-         mc = mc->next)
+    for (const mcache *mc = gm_heap.threads;
+         mc != NULL && n <= gm_heap.nthreads; mc = mc->next)
         n++;
     if (n != gm_heap.nthreads)
         return "the list of caches does not count its caches";
@@ -587,7 +592,8 @@ static const char *check_locked(void)
     memset(&sum, 0, sizeof sum);
     for (const gm_arena *a = gm_heap.mheap.arenas; a != NULL && why == NULL;
          a = a->next) {
-        uintptr_t e = gm_arena_index[a->page >> (GM_ARENA_SHIFT - GM_PAGE_SHIFT)];
+        uintptr_t e =
+            gm_arena_index[a->page >> (GM_ARENA_SHIFT - GM_PAGE_SHIFT)];
         if ((a->page & (GM_ARENA_PAGES - 1)) != 0 || arena_of(a->page) != a ||
             e != (uintptr_t)a->class_of_page - a->page)
             why = "an arena is misaligned or not in the index at its address";
@@ -622,7 +628,7 @@ bool gm_check(void)
 }
 
 // clang-format off
-/* ---- The drawings -------------------------------------------------------------- */
+/* ---- The drawings -------------------------------------------------------- */
 // clang-format on
 
 #define DUMP_PAGES 128 /* pages drawn per mapping, one cell each */
@@ -645,16 +651,16 @@ static bool started(FILE *out)
 static void dump_cache(const mcache *mc, void *arg)
 {
     FILE *out = arg;
-    static const char *const states[] = {"fresh", "starting", "active",
-                                         "dead"};
+    static const char *const states[] = {"fresh", "starting", "active", "dead"};
     size_t objects = 0, bytes = 0;
     for (unsigned c = 1; c < GM_NLISTS; c++)
         for (void *p = mc->head[c]; p != NULL; p = link_get(p)) {
             objects++;
             bytes += gm_size_of_class[c];
         }
-    fprintf(out, "thread %d%s: %s, %zu objects (%zu KiB) on its lists, %llu "
-                 "refills, %llu flushes\n",
+    fprintf(out,
+            "thread %d%s: %s, %zu objects (%zu KiB) on its lists, %llu "
+            "refills, %llu flushes\n",
             mc->tid, mc == &gm_mcache ? " (this one)" : "",
             states[mc->state & 3], objects, kib(bytes),
             (unsigned long long)mc->refills, (unsigned long long)mc->flushes);
@@ -672,8 +678,9 @@ static void dump_cache(const mcache *mc, void *arg)
         fprintf(out, "%s\n", len > DUMP_LIST ? " -> ..." : " -> NULL");
     }
     if (mc->tiny != 0)
-        fprintf(out, "  tiny block %p: %u of 16 bytes handed out, %u "
-                     "objects\n",
+        fprintf(out,
+                "  tiny block %p: %u of 16 bytes handed out, %u "
+                "objects\n",
                 (void *)(mc->tiny << 4), mc->tiny_off, mc->tiny_count);
 }
 
@@ -696,11 +703,11 @@ static char slot_cell(const mspan *s, size_t i, const held_set *h)
         return '.';
     uintptr_t p = (uintptr_t)span_base(s) + i * s->elemsize;
     size_t k = held_find(h, p);
-    if (k < h->n && h->v[k].p == p)
-        return h->v[k].kind == HELD_THREAD     ? 'c'
-               : h->v[k].kind == HELD_TRANSFER ? 't'
-                                               : 'q';
-    return '#';
+    if (k >= h->n || h->v[k].p != p)
+        return '#';
+    if (h->v[k].kind == HELD_THREAD)
+        return 'c';
+    return h->v[k].kind == HELD_TRANSFER ? 't' : 'q';
 }
 
 static void dump_span(const mspan *s, const held_set *h, FILE *out)
@@ -734,8 +741,9 @@ static void dump_class(unsigned c, const held_set *h, FILE *out)
                 s = s->next;
             } while (s != head);
     }
-    fprintf(out, "%s %u (%u B, batch %u): %u of %u batches in the transfer "
-                 "cache; %zu partial and %zu full spans\n",
+    fprintf(out,
+            "%s %u (%u B, batch %u): %u of %u batches in the transfer "
+            "cache; %zu partial and %zu full spans\n",
             c == GM_TINY_CLASS ? "tiny blocks, class" : "class", c,
             gm_size_of_class[c], gm_batch_of_class[c], m->nbatch, m->max_batch,
             partial, full);
@@ -812,9 +820,10 @@ void mheap_dump(FILE *out)
         return;
     gm_lock_all();
     const mheap *m = &gm_heap.mheap;
-    fprintf(out, "mheap: %zu arena%s (%zu MiB reserved); legend S/s small "
-                 "span (first page/others), T tiny blocks, L/l large block, "
-                 ". free, ~ scavenged\n",
+    fprintf(out,
+            "mheap: %zu arena%s (%zu MiB reserved); legend S/s small "
+            "span (first page/others), T tiny blocks, L/l large block, "
+            ". free, ~ scavenged\n",
             m->arenas_n, m->arenas_n == 1 ? "" : "s", m->reserved >> 20);
     for (const gm_arena *a = m->arenas; a != NULL; a = a->next)
         if (a->page == a->map_page)
@@ -841,9 +850,10 @@ void mheap_dump(FILE *out)
             fprintf(out, " %zu pages free %llu ms", r->npages,
                     (unsigned long long)(now - r->freed_ms));
     fprintf(out, "%s\n", shown == 0 ? " none" : shown > 8 ? " ..." : "");
-    fprintf(out, "  pages: %zu in spans, %zu free resident (goal %zu KiB), "
-                 "%zu scavenged; footprint %zu KiB, peak %zu KiB, metadata "
-                 "%zu KiB; %zu madvises\n",
+    fprintf(out,
+            "  pages: %zu in spans, %zu free resident (goal %zu KiB), "
+            "%zu scavenged; footprint %zu KiB, peak %zu KiB, metadata "
+            "%zu KiB; %zu madvises\n",
             m->span_pages, m->free_pages, kib(mheap_goal_locked(m)),
             m->released_pages, kib(m->footprint), kib(m->peak_footprint),
             kib(m->metadata), m->madvises);
@@ -851,7 +861,7 @@ void mheap_dump(FILE *out)
 }
 
 // clang-format off
-/* ---- The statistics ------------------------------------------------------------ */
+/* ---- The statistics ------------------------------------------------------ */
 // clang-format on
 
 typedef struct class_sums {
@@ -962,8 +972,9 @@ static void say(int fd, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (n > 0 && write(fd, line, (size_t)n < sizeof line ? (size_t)n
-                                                         : sizeof line - 1) < 0) {
+    if (n > 0 &&
+        write(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1) <
+            0) {
         /* nowhere left to say so */
     }
 }
@@ -975,10 +986,10 @@ void gm_print_stats(int fd)
     gm_stats_t st = gm_stats();
     class_sums w[GM_NLISTS];
     size_t mine[GM_NLISTS];
-    gm_stats_t scratch;
-    memset(&scratch, 0, sizeof scratch);
+    gm_stats_t walked;
+    memset(&walked, 0, sizeof walked);
     gm_lock_all();
-    class_walk(w, &scratch);
+    class_walk(w, &walked);
     own_cache(mine);
     say(fd, "class   size  spans   in use  cached  internal waste  tail "
             "waste\n");
@@ -986,7 +997,8 @@ void gm_print_stats(int fd)
         if (w[c].spans == 0)
             continue;
         size_t span = (size_t)gm_pages_of_class[c] * GM_PAGE;
-        size_t tail = span - (size_t)gm_objects_of_class[c] * gm_size_of_class[c];
+        size_t tail =
+            span - (size_t)gm_objects_of_class[c] * gm_size_of_class[c];
         size_t held = mine[c] + w[c].transfer;
         size_t in_use = w[c].taken > held ? w[c].taken - held : 0;
         char internal[32] = "-";
@@ -1000,17 +1012,19 @@ void gm_print_stats(int fd)
     say(fd, "(in use: taken from the spans, less this thread's cache and the "
             "transfer caches; internal waste: checked builds, which record "
             "requests)\n");
-    say(fd, "pages: %zu in use, %zu free resident, %zu scavenged (%zu KiB "
-            "given back by the scavenger, %zu frees gave back themselves); "
-            "footprint %zu KiB, peak %zu KiB, metadata %zu KiB\n",
+    say(fd,
+        "pages: %zu in use, %zu free resident, %zu scavenged (%zu KiB "
+        "given back by the scavenger, %zu frees gave back themselves); "
+        "footprint %zu KiB, peak %zu KiB, metadata %zu KiB\n",
         st.pages_in_use, st.pages_free, st.pages_released,
         kib(st.scavenged_bytes), st.sync_releases, kib(st.footprint),
         kib(st.peak_footprint), kib(st.metadata));
     for (const mcache *mc = gm_heap.threads; mc != NULL; mc = mc->next) {
         if (mc == &gm_mcache)
             continue;
-        say(fd, "thread %d: %zu objects (%zu KiB) in its cache at its last "
-                "slow path\n",
+        say(fd,
+            "thread %d: %zu objects (%zu KiB) in its cache at its last "
+            "slow path\n",
             mc->tid, __atomic_load_n(&mc->snapshot_objects, __ATOMIC_RELAXED),
             kib(__atomic_load_n(&mc->snapshot_bytes, __ATOMIC_RELAXED)));
     }

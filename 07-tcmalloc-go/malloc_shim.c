@@ -75,8 +75,8 @@ static void print_stats(void)
                      "%zu arenas, %zu small and %zu large spans at exit, %zu "
                      "threads with a cache, %zu mmaps, %zu madvises\n",
                      gm_tiny_enabled() ? "" : ", tiny off", s.peak_footprint,
-                     s.arenas, s.small_spans, s.large_spans, s.threads,
-                     s.mmaps, s.madvises);
+                     s.arenas, s.small_spans, s.large_spans, s.threads, s.mmaps,
+                     s.madvises);
     if (n > 0 && write(fd, line, (size_t)n) < 0) { /* nowhere to say so */
     }
     gm_print_stats(fd);

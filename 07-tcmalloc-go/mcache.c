@@ -206,7 +206,7 @@ void *mcache_tiny_block(void)
     return mcache_alloc(GM_TINY_CLASS);
 }
 
-/* ---- The end of a cache --------------------------------------------------- */
+/* ---- The end of a cache -------------------------------------------------- */
 
 /*
  * Everything the cache holds goes back: the quarantine (checked builds),

@@ -61,11 +61,12 @@ void mcentral_init(mcentral *m, unsigned c)
     memset(m, 0, sizeof *m);
     size_t batch_bytes = (size_t)gm_batch_of_class[c] * gm_size_of_class[c];
     size_t room = ((size_t)256 << 10) / batch_bytes;
-    m->max_batch = (uint32_t)(room < 2 ? 2 : room > GM_MAX_BATCHES ? GM_MAX_BATCHES
-                                                                 : room);
+    m->max_batch = (uint32_t)(room < 2                ? 2
+                              : room > GM_MAX_BATCHES ? GM_MAX_BATCHES
+                                                      : room);
 }
 
-/* ---- The two circular lists of spans ---------------------------------------- */
+/* ---- The two circular lists of spans ------------------------------------- */
 
 static void list_push(mspan **list, mspan *s)
 {
@@ -94,7 +95,7 @@ static void list_remove(mspan **list, mspan *s)
     s->next = s->prev = NULL;
 }
 
-/* ---- Step 3 of malloc: objects out of the spans ----------------------------- */
+/* ---- Step 3 of malloc: objects out of the spans -------------------------- */
 
 /*
  * Takes up to `want` free slots of span s (which has one), setting their
@@ -172,7 +173,7 @@ unsigned mcentral_get(unsigned c, unsigned want, void **head)
     return got;
 }
 
-/* ---- Step 3 of free: objects back into the spans ---------------------------- */
+/* ---- Step 3 of free: objects back into the spans ------------------------- */
 
 /* The object at p goes back to its span (of class c): its bit clears. A
  * span that was full rejoins the partial list; one now empty leaves the

@@ -55,10 +55,10 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#define FIX_CHUNK    ((size_t)64 << 10) /* bytes of a fixalloc chunk */
-#define ARENA_META   ((sizeof(gm_arena) + 4095) & ~(size_t)4095)
-#define LATE_BYTES   ((size_t)64 << 20) /* the scavenger is late beyond */
-#define TINY_META    (GM_PAGE / 16 * (sizeof(uint16_t) + sizeof(uint8_t)))
+#define FIX_CHUNK  ((size_t)64 << 10) /* bytes of a fixalloc chunk */
+#define ARENA_META ((sizeof(gm_arena) + 4095) & ~(size_t)4095)
+#define LATE_BYTES ((size_t)64 << 20) /* the scavenger is late beyond */
+#define TINY_META  (GM_PAGE / 16 * (sizeof(uint16_t) + sizeof(uint8_t)))
 
 static void *fixalloc_get(mheap *h, fixalloc *f);
 static void fixalloc_put(fixalloc *f, void *p);
@@ -78,7 +78,7 @@ static void footprint_update(mheap *h)
         h->peak_footprint = h->footprint;
 }
 
-/* ---- The age list of resident free runs -------------------------------------- */
+/* ---- The age list of resident free runs ---------------------------------- */
 
 static void age_unlink(mheap *h, mspan *r)
 {
@@ -111,7 +111,7 @@ static void age_link(mheap *h, mspan *r)
         h->oldest = r;
 }
 
-/* ---- The lists of free runs --------------------------------------------------- */
+/* ---- The lists of free runs ---------------------------------------------- */
 
 static unsigned run_list_of(size_t npages)
 {
@@ -187,7 +187,7 @@ static mspan *run_find(const mheap *h, size_t n)
     return best;
 }
 
-/* ---- The page map and the class map --------------------------------------------- */
+/* ---- The page map and the class map -------------------------------------- */
 
 static void pagemap_set(uintptr_t page, mspan *s)
 {
@@ -254,7 +254,7 @@ static void run_merge_insert(mheap *h, mspan *r)
     run_insert(h, r);
 }
 
-/* ---- Arenas: memory from the OS ------------------------------------------------ */
+/* ---- Arenas: memory from the OS ------------------------------------------ */
 
 static void *os_map(mheap *h, size_t bytes)
 {
@@ -301,7 +301,8 @@ static bool arena_grow(mheap *h, size_t npages)
     }
     char *start = (char *)(((uintptr_t)m + GM_ARENA - 1) & ~(GM_ARENA - 1));
     os_unmap(h, m, (size_t)(start - m));
-    os_unmap(h, start + bytes, (size_t)(m + bytes + GM_ARENA - (start + bytes)));
+    os_unmap(h, start + bytes,
+             (size_t)(m + bytes + GM_ARENA - (start + bytes)));
     size_t i;
     for (i = 0; i < narenas; i++) {
         gm_arena *a = os_map(h, ARENA_META);
@@ -341,7 +342,7 @@ static bool arena_grow(mheap *h, size_t npages)
     return true;
 }
 
-/* ---- Taking and giving back runs -------------------------------------------------- */
+/* ---- Taking and giving back runs ----------------------------------------- */
 
 /* Splits free run r (on no list) after its first n pages: r keeps them,
  * `rest` (a fresh struct) the others, of the same kind and age. */
@@ -461,7 +462,7 @@ static void pages_free_locked(mheap *h, mspan *s)
     release_policy_locked(h);
 }
 
-/* ---- Small spans and large blocks (the public side) ---------------------------- */
+/* ---- Small spans and large blocks (the public side) ---------------------- */
 
 mspan *mheap_alloc_small(unsigned c)
 {
@@ -632,12 +633,11 @@ bool mheap_resize_large(mspan *s, size_t size)
     pthread_mutex_unlock(&h->lock);
     if (ok && span_bytes(s) > old_bytes) /* new pages: no-access until the
                                             caller's track_resize */
-        track_mem_noaccess(span_base(s) + old_bytes,
-                           span_bytes(s) - old_bytes);
+        track_mem_noaccess(span_base(s) + old_bytes, span_bytes(s) - old_bytes);
     return ok;
 }
 
-/* ---- Giving pages back (step 5, and the scavenger's own step) --------------------- */
+/* ---- Giving pages back (step 5, and the scavenger's own step) ------------ */
 
 size_t mheap_goal_locked(const mheap *h)
 {
@@ -710,7 +710,7 @@ size_t mheap_release_all(void)
     return done;
 }
 
-/* ---- The metadata allocator (Go's fixalloc) ----------------------------------------- */
+/* ---- The metadata allocator (Go's fixalloc) ------------------------------ */
 
 static void fixalloc_init(fixalloc *f, size_t size)
 {
@@ -761,7 +761,7 @@ static void fixalloc_destroy(mheap *h, fixalloc *f)
     }
 }
 
-/* ---- Start and end ---------------------------------------------------------------- */
+/* ---- Start and end ------------------------------------------------------- */
 
 void mheap_init(mheap *h)
 {

@@ -39,9 +39,9 @@
  *     its frees take another road (gm.c, "The tiny allocator").
  *   - the lookup tables from a request to its class, one entry per 8
  *     bytes up to 1024, one per 128 bytes above (one byte each: the fast
- *     path reads one entry and indexes the thread's lists with it). An entry names the
- *     smallest class that holds the entry's largest size, and for requests
- *     of 16 bytes or more a class whose size is a multiple of 16 (glibc's
+ *     path reads one entry and indexes the thread's lists with it). An entry
+ * names the smallest class that holds the entry's largest size, and for
+ * requests of 16 bytes or more a class whose size is a multiple of 16 (glibc's
  *     alignment, which programs rely on): requests of 17 to 24 bytes go to
  *     the 32-byte class, and nothing to Go's 24-byte class.
  *
@@ -326,21 +326,24 @@ int main(int argc, char **argv)
     }
     nclasses = make_classes();
     if (nclasses != NCLASSES) { /* rule 5 */
-        fprintf(stderr, "mksizeclasses: %d classes, not %d: the rules changed\n",
+        fprintf(stderr,
+                "mksizeclasses: %d classes, not %d: the rules changed\n",
                 nclasses - 1, NCLASSES - 1);
         return 1;
     }
     for (int c = 1; c < nclasses; c++) {
         if (classes[c].size % SMALL_DIV != 0 ||
             (classes[c].size > SMALL_MAX && classes[c].size % LARGE_DIV)) {
-            fprintf(stderr, "mksizeclasses: class %d (%d B) breaks the lookup "
-                            "tables' steps\n",
+            fprintf(stderr,
+                    "mksizeclasses: class %d (%d B) breaks the lookup "
+                    "tables' steps\n",
                     c, classes[c].size);
             return 1;
         }
         if (!div_mul_exact(&classes[c])) {
-            fprintf(stderr, "mksizeclasses: class %d (%d B): (offset * div_mul) "
-                            ">> 32 is not exact\n",
+            fprintf(stderr,
+                    "mksizeclasses: class %d (%d B): (offset * div_mul) "
+                    ">> 32 is not exact\n",
                     c, classes[c].size);
             return 1;
         }
