@@ -50,6 +50,8 @@
 #                                       # stage's libmalloc.so, BENCH_STAGES',
 #                                       # the system malloc and the others on
 #                                       # traces, threads and a burst
+#     BENCH_MALLOC_ALIGN := 1           # the alignment its trace replays
+#                                       # check (optional; default 16)
 #
 # `make run CMD='sort file'` runs a command (in the stage's folder) with
 # build/$(SHLIB) preloaded as its malloc.
@@ -315,7 +317,8 @@ bench: build/release/$(BENCH) $(addprefix build/release/,$(BENCH_EXTRA)) \
 	@BENCH_CC='$(CC_ID)' BENCH_ENTRY='$(BENCH_ENTRY)' BENCH_PRELOAD='$(BENCH_PRELOAD)' $(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
 	@for b in $(BENCH_EXTRA); do build/release/$$b $(BENCH_EXTRA_ARGS) || exit 1; done
 	$(if $(BENCH_MALLOC),@CC='$(CC)' $(COMMON)/mallocbench/compare.sh build \
-	  $(STAGE)=$(abspath build/$(SHLIB)) $(BENCH_PRELOAD))
+	  $(STAGE)=$(abspath build/$(SHLIB))$(if $(BENCH_MALLOC_ALIGN),:$(BENCH_MALLOC_ALIGN)) \
+	  $(BENCH_PRELOAD))
 
 demo: build/debug/$(DEMO)
 	@build/debug/$(DEMO)
