@@ -897,9 +897,9 @@ void gm_set_scavenge(gm_scavenge_mode mode)
 void gm_set_retain(size_t bytes)
 {
     gm_init_once();
-    pthread_mutex_lock(&gm_heap.mheap.lock);
+    gm_lock_take(&gm_heap.mheap.lock);
     gm_heap.mheap.retain = bytes;
-    pthread_mutex_unlock(&gm_heap.mheap.lock);
+    gm_lock_give(&gm_heap.mheap.lock);
 }
 
 void gm_set_scavenge_delay(unsigned ms)
@@ -1036,14 +1036,14 @@ void gm_lock_all(void)
     pthread_mutex_lock(&gm_heap.scav_busy);
     for (unsigned c = 1; c < GM_NLISTS; c++)
         gm_lock_take(&gm_heap.central[c].lock);
-    pthread_mutex_lock(&gm_heap.mheap.lock);
+    gm_lock_take(&gm_heap.mheap.lock);
     pthread_mutex_lock(&gm_heap.scav_lock);
 }
 
 void gm_unlock_all(void)
 {
     pthread_mutex_unlock(&gm_heap.scav_lock);
-    pthread_mutex_unlock(&gm_heap.mheap.lock);
+    gm_lock_give(&gm_heap.mheap.lock);
     for (unsigned c = GM_NLISTS - 1; c >= 1; c--)
         gm_lock_give(&gm_heap.central[c].lock);
     pthread_mutex_unlock(&gm_heap.scav_busy);

@@ -309,12 +309,14 @@ static const char *check_small(const mspan *s, const held_set *h,
         s->elemsize != gm_size_of_class[c] ||
         s->divmul != gm_divmul_of_class[c])
         return "a small span's geometry is not its class's";
+    if (s->alloc_bits != s->bits_inline && s->nelems <= 128)
+        return "a small span of 128 slots or fewer keeps its bitmap away";
     unsigned taken = 0;
-    for (size_t w = 0; w < GM_MAX_SLOTS / 64; w++)
+    for (size_t w = 0; w < span_words(s); w++)
         taken += popcount64(s->alloc_bits[w]);
     if (taken != s->alloc_count)
         return "a small span's alloc_count is not the bits set";
-    for (size_t w = 0; w < GM_MAX_SLOTS / 64; w++) {
+    for (size_t w = 0; w < span_words(s); w++) {
         size_t lo = w * 64;
         uint64_t valid = lo >= s->nelems ? 0
                          : s->nelems - lo >= 64
@@ -357,7 +359,7 @@ static const char *check_small(const mspan *s, const held_set *h,
         return check_tiny(s, h);
 #if GM_CHECKED
     unsigned live = 0;
-    for (size_t w = 0; w < GM_MAX_SLOTS / 64; w++)
+    for (size_t w = 0; w < span_words(s); w++)
         live += popcount64(s->live_bits[w]);
     /* After a fork, objects of the threads that did not come along are
      * lost: counted by no one. */
@@ -365,7 +367,7 @@ static const char *check_small(const mspan *s, const held_set *h,
                          : s->alloc_count != held_n + live)
         return "a span's count is not what is held plus what is live "
                "(an object lost, or counted twice)";
-    for (size_t w = 0; w < GM_MAX_SLOTS / 64; w++)
+    for (size_t w = 0; w < span_words(s); w++)
         if (s->live_bits[w] & ~s->alloc_bits[w])
             return "a live block's bit is clear in its span";
 #else
@@ -446,8 +448,11 @@ static const char *check_mapping(const gm_arena *a, const held_set *h,
             sum->small_spans++;
             sum->span_pages += s->npages;
         } else if (s->state == MSPAN_LARGE) {
-            if (!pages_all(q, s->npages, s, 0))
-                return "a large block's pages do not all map to it";
+            if (!pages_all(q, 1, s, 0) ||
+                !pages_all(q + s->npages - 1, 1, s, 0) ||
+                (s->npages > 2 && !pages_all(q + 1, s->npages - 2, NULL, 0)))
+                return "a large block's first and last pages do not map to "
+                       "it, or the others to nothing";
             if (s->nelems != 1 || s->alloc_count != 1)
                 return "a large span is not one block";
             uintptr_t base = (uintptr_t)span_base(s);
@@ -501,7 +506,7 @@ static const char *check_lists(const walk_sums *sum)
     for (const mspan *r = m->oldest; r != NULL; r = r->newer) {
         if (!is_span(r) || r->state != MSPAN_FREE || r->scavenged)
             return "the age list holds a run that is not resident and free";
-        if (r->newer != NULL && r->newer->freed_ms < r->freed_ms)
+        if (r->newer != NULL && r->newer->freed_pass < r->freed_pass)
             return "the age list is not oldest first";
         if (++aged > sum->resident_runs)
             break;
@@ -842,13 +847,13 @@ void mheap_dump(FILE *out)
             fprintf(out, " ... (%zu runs)", shown);
         fprintf(out, "%s\n", shown == 0 ? " none" : " pages");
     }
-    uint64_t now = gm_now_ms();
+    uint64_t now = __atomic_load_n(&gm_heap.scav_pass, __ATOMIC_RELAXED);
     fprintf(out, "  resident free runs, oldest first:");
     size_t shown = 0;
     for (const mspan *r = m->oldest; r != NULL; r = r->newer)
         if (shown++ < 8)
-            fprintf(out, " %zu pages free %llu ms", r->npages,
-                    (unsigned long long)(now - r->freed_ms));
+            fprintf(out, " %zu pages (free %llu passes)", r->npages,
+                    (unsigned long long)(now - r->freed_pass));
     fprintf(out, "%s\n", shown == 0 ? " none" : shown > 8 ? " ..." : "");
     fprintf(out,
             "  pages: %zu in spans, %zu free resident (goal %zu KiB), "

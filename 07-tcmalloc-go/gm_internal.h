@@ -103,8 +103,8 @@ typedef struct mspan {
                                     list (circular); free run: its page heap
                                     list (NULL-terminated) */
     struct mspan *older, *newer; /* resident free run: the age list */
-    uint64_t freed_ms;           /* resident free run: when it became free
-                                    (CLOCK_MONOTONIC, milliseconds) */
+    uint64_t freed_pass;         /* resident free run: the scavenger's pass
+                                    during which it became free */
     uint8_t *tiny_live;          /* tiny spans: per 16-byte block, objects not
                                     yet freed (plus GM_TINY_BIAS while a thread
                                     allocates from it) */
@@ -115,13 +115,17 @@ typedef struct mspan {
     uint8_t *tiny_req;    /* tiny spans: the request of the object that
                              starts at each byte, 0 when none is live */
     size_t large_request; /* large: the request */
-    uint64_t live_bits[GM_MAX_SLOTS / 64]; /* small (large: bit 0): set
-                            while the block is the program's, between
-                            malloc and free (atomic) */
+    uint64_t *live_bits;  /* small (large: bit 0): set while the block is
+                             the program's, between malloc and free
+                             (atomic); as many words as alloc_bits */
+    uint64_t live_inline[2];
 #endif
-    uint64_t alloc_bits[GM_MAX_SLOTS / 64]; /* small: bit i set <=> slot i
-                                               is taken from the span (by a
-                                               cache or by the program) */
+    uint64_t *alloc_bits; /* small: bit i set <=> slot i is taken from the
+                             span (by a cache or by the program); large: bit
+                             0. Points at bits_inline when the span has 128
+                             slots or fewer (every class of 64 B and more),
+                             else at 128 bytes of metadata of their own */
+    uint64_t bits_inline[2];
 } mspan;
 
 /* ---- The arenas and the page map (mheap.c) ------------------------------ */
@@ -199,6 +203,12 @@ static inline size_t slot_of(const mspan *s, const void *p)
 {
     uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)span_base(s));
     return (size_t)((off * s->divmul) >> 32);
+}
+
+/* Words of s's bitmaps. */
+static inline size_t span_words(const mspan *s)
+{
+    return ((size_t)s->nelems + 63) / 64;
 }
 
 static inline bool slot_taken(const mspan *s, size_t i)
@@ -351,11 +361,11 @@ static inline void cache_push(size_t c, void *p)
  * A spin lock: one exchange to take it when it is free, a store to give it
  * back (no call, against a pthread mutex's two), a few pause instructions
  * and then sched_yield while another thread holds it. The sections it
- * guards are short (a batch's worth of work), and a thread waiting on a
- * preempted holder yields its core. There are 68 of them, all taken at
- * once by fork's prepare handler: more than ThreadSanitizer's deadlock
- * detector follows for pthread mutexes (64), and it sees these as the
- * atomic operations they are.
+ * guards are short (a batch's worth of work, a run of pages), and a thread
+ * waiting on a preempted holder yields its core. The mcentrals' and the
+ * mheap's: 69, all taken at once by fork's prepare handler, more than
+ * ThreadSanitizer's deadlock detector follows for pthread mutexes (64); it
+ * sees these as the atomic operations they are.
  */
 typedef struct gm_lock {
     int held;
@@ -429,14 +439,16 @@ typedef struct fixalloc {
  * allocators; the figures.
  */
 typedef struct mheap {
-    pthread_mutex_t lock;
+    gm_lock lock;
     mspan *runs[2][GM_HEAP_LISTS];
     uint64_t run_map[2][GM_HEAP_LISTS / 64];
-    mspan *oldest, *newest; /* resident free runs, by freed_ms */
+    mspan *oldest, *newest; /* resident free runs, by freed_pass */
     gm_arena *arenas;       /* every arena, newest first */
     fixalloc span_meta;     /* mspan structs */
+    fixalloc bits_meta;     /* bitmaps of spans of more than 128 slots */
     fixalloc tiny_meta;     /* tiny spans' counts and starts */
 #if GM_CHECKED
+    fixalloc live_meta;     /* their live bits */
     fixalloc request_meta;  /* small spans' request arrays */
     fixalloc tiny_req_meta; /* tiny spans' request arrays */
 #endif
@@ -473,17 +485,15 @@ bool mheap_resize_large(mspan *s, size_t size);
 size_t mheap_release_all(void);
 /* The scavenger's goal in bytes, now. Caller holds the lock. */
 size_t mheap_goal_locked(const mheap *h);
-/* Gives back the oldest resident free run if it has been free for
- * delay_ms and more than the goal is resident; with drop_lock, the lock
- * is released around madvise (the background thread). Returns bytes
- * given back; 0 when nothing was due. Caller holds the lock. */
-size_t mheap_scavenge_one_locked(mheap *h, uint64_t now_ms, unsigned delay_ms,
-                                 bool drop_lock);
+/* Gives back the oldest resident free run if it became free before pass
+ * `pass` of the scavenger and more than the goal is resident; with
+ * drop_lock, the lock is released around madvise (the background thread).
+ * Returns bytes given back; 0 when nothing was due. Caller holds the
+ * lock. */
+size_t mheap_scavenge_one_locked(mheap *h, uint64_t pass, bool drop_lock);
 /* Unmaps everything. Keeps errno. */
 void mheap_destroy(void);
 void mheap_init(mheap *h);
-/* CLOCK_MONOTONIC in milliseconds. */
-uint64_t gm_now_ms(void);
 
 /* ---- The scavenger (mscavenge.c) ----------------------------------------- */
 
@@ -533,6 +543,11 @@ typedef struct gm_heap_t {
     bool scav_work;         /* a kick since it last slept (scav_lock) */
     int scav_mode;          /* gm_scavenge_mode (atomic) */
     unsigned scav_delay_ms; /* (atomic) */
+    uint64_t scav_pass;     /* passes the scavenger has begun (atomic): a
+                               free run records it, so that a run goes back
+                               only when it has been free for a whole pass,
+                               a delay long, with no clock read on the free
+                               path */
     uint64_t activity;      /* slow paths taken, all threads (relaxed
                                atomic): the scavenger's idle test */
 } gm_heap_t;

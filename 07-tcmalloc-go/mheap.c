@@ -24,7 +24,8 @@
  *      for a bigger request): one scavenged run, and it fits.
  *   3. Split: the front npages (after the alignment) become the span; what
  *      is left stays free, of the same kind, with the same age. Every page
- *      of the span is mapped to it.
+ *      of a small span maps to it (an object's free may look up any of
+ *      them), the first and last pages of a large one.
  * Giving a span back (pages_free):
  *   4. Merge with the free runs just before and just after it, when they
  *      are of the same kind and in the same mapping (two page map
@@ -53,7 +54,6 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #define FIX_CHUNK  ((size_t)64 << 10) /* bytes of a fixalloc chunk */
 #define ARENA_META ((sizeof(gm_arena) + 4095) & ~(size_t)4095)
@@ -63,13 +63,6 @@
 static void *fixalloc_get(mheap *h, fixalloc *f);
 static void fixalloc_put(fixalloc *f, void *p);
 static size_t release_locked(mheap *h, size_t keep);
-
-uint64_t gm_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void footprint_update(mheap *h)
 {
@@ -93,11 +86,11 @@ static void age_unlink(mheap *h, mspan *r)
     r->older = r->newer = NULL;
 }
 
-/* In order of freed_ms, from the newest end (where new runs go). */
+/* In order of freed_pass, from the newest end (where new runs go). */
 static void age_link(mheap *h, mspan *r)
 {
     mspan *x = h->newest;
-    while (x != NULL && x->freed_ms > r->freed_ms)
+    while (x != NULL && x->freed_pass > r->freed_pass)
         x = x->older;
     r->older = x;
     r->newer = x != NULL ? x->newer : h->oldest;
@@ -194,11 +187,30 @@ static void pagemap_set(uintptr_t page, mspan *s)
     arena_of(page)->spans[page & (GM_ARENA_PAGES - 1)] = s;
 }
 
+/* Pages first .. first + n - 1 map to s, one arena's stretch at a time
+ * (a span may cross from one arena into the next of a mapping). */
+static void pagemap_fill(uintptr_t first, size_t n, mspan *s)
+{
+    while (n > 0) {
+        gm_arena *a = arena_of(first);
+        size_t k = first & (GM_ARENA_PAGES - 1);
+        size_t m = GM_ARENA_PAGES - k < n ? GM_ARENA_PAGES - k : n;
+        for (size_t i = 0; i < m; i++)
+            a->spans[k + i] = s;
+        first += m;
+        n -= m;
+    }
+}
+
 static void classmap_set(uintptr_t first, size_t n, uint8_t c)
 {
-    for (size_t i = 0; i < n; i++) {
-        gm_arena *a = arena_of(first + i);
-        a->class_of_page[(first + i) & (GM_ARENA_PAGES - 1)] = c;
+    while (n > 0) {
+        gm_arena *a = arena_of(first);
+        size_t k = first & (GM_ARENA_PAGES - 1);
+        size_t m = GM_ARENA_PAGES - k < n ? GM_ARENA_PAGES - k : n;
+        memset(&a->class_of_page[k], c, m);
+        first += m;
+        n -= m;
     }
 }
 
@@ -234,7 +246,7 @@ static void run_merge_insert(mheap *h, mspan *r)
         pagemap_set(prev->page + prev->npages - 1, NULL);
         pagemap_set(r->page, NULL);
         if (r->npages > prev->npages)
-            prev->freed_ms = r->freed_ms;
+            prev->freed_pass = r->freed_pass;
         prev->npages += r->npages;
         fixalloc_put(&h->span_meta, r);
         r = prev;
@@ -246,7 +258,7 @@ static void run_merge_insert(mheap *h, mspan *r)
         pagemap_set(r->page + r->npages - 1, NULL);
         pagemap_set(next->page, NULL);
         if (next->npages > r->npages)
-            r->freed_ms = next->freed_ms;
+            r->freed_pass = next->freed_pass;
         r->npages += next->npages;
         fixalloc_put(&h->span_meta, next);
         run_mark(r);
@@ -352,60 +364,61 @@ static void run_split(mspan *r, size_t n, mspan *rest)
     rest->npages = r->npages - n;
     rest->state = MSPAN_FREE;
     rest->scavenged = r->scavenged;
-    rest->freed_ms = r->freed_ms;
+    rest->freed_pass = r->freed_pass;
     r->npages = n;
     run_mark(rest);
     run_mark(r);
 }
 
-/* Steps 1 to 3: an in-use span of exactly npages, its first page a
- * multiple of align_pages, every page mapped to it; needzero says whether
- * its pages may hold old bytes. NULL when the OS refuses (errno kept). */
-static mspan *pages_alloc_locked(mheap *h, size_t npages, size_t align_pages)
+/* Steps 1 to 3: an in-use span of npages, its first page a multiple of
+ * align_pages; needzero says whether its pages may hold old bytes. A small
+ * span (every_page) maps every page to itself, a large one its first and
+ * last (a free goes through the first, a neighbour's merge through the
+ * last: the others are never looked up). NULL when the OS refuses (errno
+ * kept). With no metadata left for the struct of the pages after it, a
+ * large span keeps them; a small one is refused. */
+static mspan *pages_alloc_locked(mheap *h, size_t npages, size_t align_pages,
+                                 bool every_page)
 {
     size_t want = npages + align_pages - 1; /* room for any misalignment */
     if (want < npages)
         return NULL;
-    /* The structs a split may need, first: then nothing can fail later. */
-    mspan *front = fixalloc_get(h, &h->span_meta);
-    mspan *tail = front ? fixalloc_get(h, &h->span_meta) : NULL;
-    if (tail == NULL) {
-        if (front != NULL)
-            fixalloc_put(&h->span_meta, front);
-        return NULL;
-    }
     mspan *r = run_find(h, want);
     if (r == NULL && arena_grow(h, want))
         r = run_find(h, want);
-    if (r == NULL) {
-        fixalloc_put(&h->span_meta, front);
-        fixalloc_put(&h->span_meta, tail);
+    if (r == NULL)
         return NULL;
-    }
     run_remove(h, r);
     uintptr_t start = (r->page + align_pages - 1) / align_pages * align_pages;
     if (start > r->page) { /* the pages before the aligned start stay free */
+        mspan *front = fixalloc_get(h, &h->span_meta);
+        if (front == NULL) {
+            run_insert(h, r);
+            return NULL;
+        }
         run_split(r, start - r->page, front);
         run_insert(h, r);
         r = front;
-        front = NULL;
     }
     if (r->npages > npages) { /* and so do the pages after the span */
-        run_split(r, npages, tail);
-        run_insert(h, tail);
-        tail = NULL;
+        mspan *tail = fixalloc_get(h, &h->span_meta);
+        if (tail == NULL && every_page) {
+            run_insert(h, r);
+            return NULL;
+        }
+        if (tail != NULL) {
+            run_split(r, npages, tail);
+            run_insert(h, tail);
+        }
     }
-    if (front != NULL)
-        fixalloc_put(&h->span_meta, front);
-    if (tail != NULL)
-        fixalloc_put(&h->span_meta, tail);
-    for (size_t i = 0; i < npages; i++)
-        pagemap_set(r->page + i, r);
+    size_t n = r->npages; /* run_split marked its first and last pages */
+    if (every_page)
+        pagemap_fill(r->page, n, r);
     if (r->scavenged)
-        h->released_pages -= npages;
+        h->released_pages -= n;
     else
-        h->free_pages -= npages;
-    h->span_pages += npages;
+        h->free_pages -= n;
+    h->span_pages += n;
     r->needzero = !r->scavenged;
     r->scavenged = false;
     r->next = r->prev = NULL;
@@ -442,8 +455,8 @@ static void release_policy_locked(mheap *h)
  * free neighbours; then step 5. */
 static void pages_free_locked(mheap *h, mspan *s)
 {
-    for (size_t i = 1; i + 1 < s->npages; i++)
-        pagemap_set(s->page + i, NULL);
+    if (s->state == MSPAN_SMALL && s->npages > 2)
+        pagemap_fill(s->page + 1, s->npages - 2, NULL);
     h->span_pages -= s->npages;
     h->free_pages += s->npages;
     s->state = MSPAN_FREE;
@@ -454,7 +467,7 @@ static void pages_free_locked(mheap *h, mspan *s)
     s->tiny_live = NULL;
     s->tiny_starts = NULL;
     s->next = s->prev = NULL;
-    s->freed_ms = gm_now_ms();
+    s->freed_pass = __atomic_load_n(&gm_heap.scav_pass, __ATOMIC_RELAXED);
     h->activity++;
     run_mark(s);
     run_merge_insert(h, s);
@@ -468,17 +481,24 @@ mspan *mheap_alloc_small(unsigned c)
 {
     mheap *h = &gm_heap.mheap;
     mspan *s = NULL;
-    pthread_mutex_lock(&h->lock);
-    void *tiny = NULL, *req = NULL;
+    gm_lock_take(&h->lock);
+    void *tiny = NULL, *req = NULL, *bits = NULL, *live = NULL;
+    bool own_bits = gm_objects_of_class[c] > 128;
     if (c == GM_TINY_CLASS && (tiny = fixalloc_get(h, &h->tiny_meta)) == NULL)
         goto fail;
+    if (own_bits && (bits = fixalloc_get(h, &h->bits_meta)) == NULL)
+        goto fail;
+#if GM_CHECKED
+    if (own_bits && (live = fixalloc_get(h, &h->live_meta)) == NULL)
+        goto fail;
+#endif
 #if GM_CHECKED
     req = fixalloc_get(h, c == GM_TINY_CLASS ? &h->tiny_req_meta
                                              : &h->request_meta);
     if (req == NULL)
         goto fail;
 #endif
-    s = pages_alloc_locked(h, gm_pages_of_class[c], 1);
+    s = pages_alloc_locked(h, gm_pages_of_class[c], 1, true);
     if (s == NULL)
         goto fail;
     s->state = MSPAN_SMALL;
@@ -489,13 +509,15 @@ mspan *mheap_alloc_small(unsigned c)
     s->alloc_count = 0;
     s->freeindex = 0;
     s->full = false;
-    memset(s->alloc_bits, 0, sizeof s->alloc_bits);
+    s->alloc_bits = own_bits ? bits : s->bits_inline;
+    memset(s->alloc_bits, 0, span_words(s) * sizeof(uint64_t));
     if (tiny != NULL) {
         s->tiny_starts = tiny;
         s->tiny_live = (uint8_t *)tiny + GM_PAGE / 16 * sizeof(uint16_t);
     }
 #if GM_CHECKED
-    memset(s->live_bits, 0, sizeof s->live_bits);
+    s->live_bits = own_bits ? live : s->live_inline;
+    memset(s->live_bits, 0, span_words(s) * sizeof(uint64_t));
     if (c == GM_TINY_CLASS)
         s->tiny_req = req;
     else
@@ -504,29 +526,42 @@ mspan *mheap_alloc_small(unsigned c)
     (void)req;
     classmap_set(s->page, s->npages, c == GM_TINY_CLASS ? 0 : (uint8_t)c);
     h->small_spans++;
-    pthread_mutex_unlock(&h->lock);
+    gm_lock_give(&h->lock);
     track_mem_noaccess(span_base(s), span_bytes(s));
     return s;
 fail:
     if (tiny != NULL)
         fixalloc_put(&h->tiny_meta, tiny);
+    if (bits != NULL)
+        fixalloc_put(&h->bits_meta, bits);
+#if GM_CHECKED
+    if (live != NULL)
+        fixalloc_put(&h->live_meta, live);
+#endif
+    (void)live;
 #if GM_CHECKED
     if (req != NULL)
         fixalloc_put(c == GM_TINY_CLASS ? &h->tiny_req_meta : &h->request_meta,
                      req);
 #endif
-    pthread_mutex_unlock(&h->lock);
+    gm_lock_give(&h->lock);
     return NULL;
 }
 
 void mheap_free_small(mspan *s)
 {
     mheap *h = &gm_heap.mheap;
-    pthread_mutex_lock(&h->lock);
+    gm_lock_take(&h->lock);
     classmap_set(s->page, s->npages, 0);
     if (s->tiny_starts != NULL)
         fixalloc_put(&h->tiny_meta, s->tiny_starts);
+    if (s->alloc_bits != s->bits_inline)
+        fixalloc_put(&h->bits_meta, s->alloc_bits);
+    s->alloc_bits = s->bits_inline;
 #if GM_CHECKED
+    if (s->live_bits != s->live_inline)
+        fixalloc_put(&h->live_meta, s->live_bits);
+    s->live_bits = s->live_inline;
     if (s->requests != NULL)
         fixalloc_put(&h->request_meta, s->requests);
     if (s->tiny_req != NULL)
@@ -536,7 +571,7 @@ void mheap_free_small(mspan *s)
 #endif
     h->small_spans--;
     pages_free_locked(h, s);
-    pthread_mutex_unlock(&h->lock);
+    gm_lock_give(&h->lock);
 }
 
 void *mheap_alloc_large(size_t size, size_t align_pages)
@@ -545,17 +580,23 @@ void *mheap_alloc_large(size_t size, size_t align_pages)
     size_t npages = (size + GM_PAGE - 1) >> GM_PAGE_SHIFT;
     if (npages == 0)
         npages = 1; /* an aligned request of 0 bytes */
-    pthread_mutex_lock(&h->lock);
-    mspan *s = pages_alloc_locked(h, npages, align_pages);
+    gm_lock_take(&h->lock);
+    mspan *s = pages_alloc_locked(h, npages, align_pages, false);
     if (s != NULL) {
         s->state = MSPAN_LARGE;
         s->cls = 0;
         s->nelems = 1;
         s->alloc_count = 1;
         s->elemsize = 0;
+        s->alloc_bits = s->bits_inline;
+        s->bits_inline[0] = 1;
+#if GM_CHECKED
+        s->live_bits = s->live_inline;
+        s->live_inline[0] = 0;
+#endif
         h->large_spans++;
     }
-    pthread_mutex_unlock(&h->lock);
+    gm_lock_give(&h->lock);
     if (s == NULL)
         return NULL;
     track_mem_noaccess(span_base(s), span_bytes(s));
@@ -565,17 +606,18 @@ void *mheap_alloc_large(size_t size, size_t align_pages)
 void mheap_free_large(mspan *s)
 {
     mheap *h = &gm_heap.mheap;
-    pthread_mutex_lock(&h->lock);
+    gm_lock_take(&h->lock);
     h->large_spans--;
     pages_free_locked(h, s);
-    pthread_mutex_unlock(&h->lock);
+    gm_lock_give(&h->lock);
 }
 
-/* Large span s grows in place into the free run right after it. */
+/* Large span s grows in place into the free run right after it; its
+ * first and last pages keep mapping to it, the pages between to nothing. */
 static bool extend_locked(mheap *h, mspan *s, size_t npages)
 {
     size_t extra = npages - s->npages;
-    uintptr_t end = s->page + s->npages;
+    uintptr_t end = s->page + s->npages, old_last = end - 1;
     const gm_arena *mine = arena_of(s->page), *theirs = arena_of(end);
     if (theirs == NULL || theirs->map_page != mine->map_page)
         return false;
@@ -598,9 +640,11 @@ static bool extend_locked(mheap *h, mspan *s, size_t npages)
         run_mark(next);
         run_insert(h, next);
     }
-    for (size_t i = 0; i < extra; i++)
-        pagemap_set(end + i, s);
     s->npages = npages;
+    if (old_last != s->page)
+        pagemap_set(old_last, NULL);
+    pagemap_set(end, NULL);
+    pagemap_set(s->page + npages - 1, s);
     h->span_pages += extra;
     footprint_update(h);
     return true;
@@ -614,7 +658,7 @@ bool mheap_resize_large(mspan *s, size_t size)
         return true;
     size_t old_bytes = span_bytes(s);
     bool ok = false;
-    pthread_mutex_lock(&h->lock);
+    gm_lock_take(&h->lock);
     if (npages > s->npages) {
         ok = extend_locked(h, s, npages);
     } else {
@@ -624,13 +668,12 @@ bool mheap_resize_large(mspan *s, size_t size)
             tail->npages = s->npages - npages;
             tail->state = MSPAN_LARGE;
             s->npages = npages;
-            pagemap_set(tail->page, tail); /* pages_free_locked's marks */
-            pagemap_set(tail->page + tail->npages - 1, tail);
-            pages_free_locked(h, tail);
+            pagemap_set(s->page + npages - 1, s); /* its new last page */
+            pages_free_locked(h, tail);           /* which marks the tail's */
             ok = true;
         }
     }
-    pthread_mutex_unlock(&h->lock);
+    gm_lock_give(&h->lock);
     if (ok && span_bytes(s) > old_bytes) /* new pages: no-access until the
                                             caller's track_resize */
         track_mem_noaccess(span_base(s) + old_bytes, span_bytes(s) - old_bytes);
@@ -658,10 +701,10 @@ static size_t scavenge_run_locked(mheap *h, mspan *r, bool drop_lock)
     r->busy = true;
     h->madvises++;
     if (drop_lock)
-        pthread_mutex_unlock(&h->lock);
+        gm_lock_give(&h->lock);
     bool ok = madvise(span_base(r), span_bytes(r), MADV_DONTNEED) == 0;
     if (drop_lock)
-        pthread_mutex_lock(&h->lock);
+        gm_lock_take(&h->lock);
     r->busy = false;
     errno = saved;
     if (!ok) {
@@ -691,22 +734,21 @@ static size_t release_locked(mheap *h, size_t keep)
     return done;
 }
 
-size_t mheap_scavenge_one_locked(mheap *h, uint64_t now_ms, unsigned delay_ms,
-                                 bool drop_lock)
+size_t mheap_scavenge_one_locked(mheap *h, uint64_t pass, bool drop_lock)
 {
     mspan *r = h->oldest;
     if (r == NULL || h->free_pages * GM_PAGE <= mheap_goal_locked(h) ||
-        now_ms - r->freed_ms < delay_ms)
-        return 0;
+        r->freed_pass >= pass)
+        return 0; /* nothing beyond the goal, or not free a whole pass yet */
     return scavenge_run_locked(h, r, drop_lock);
 }
 
 size_t mheap_release_all(void)
 {
     mheap *h = &gm_heap.mheap;
-    pthread_mutex_lock(&h->lock);
+    gm_lock_take(&h->lock);
     size_t done = release_locked(h, 0);
-    pthread_mutex_unlock(&h->lock);
+    gm_lock_give(&h->lock);
     return done;
 }
 
@@ -766,10 +808,11 @@ static void fixalloc_destroy(mheap *h, fixalloc *f)
 void mheap_init(mheap *h)
 {
     memset(h, 0, sizeof *h);
-    pthread_mutex_init(&h->lock, NULL);
     fixalloc_init(&h->span_meta, sizeof(mspan));
+    fixalloc_init(&h->bits_meta, GM_MAX_SLOTS / 8);
     fixalloc_init(&h->tiny_meta, TINY_META);
 #if GM_CHECKED
+    fixalloc_init(&h->live_meta, GM_MAX_SLOTS / 8);
     fixalloc_init(&h->request_meta, GM_MAX_SLOTS * sizeof(uint16_t));
     fixalloc_init(&h->tiny_req_meta, GM_PAGE);
 #endif
@@ -792,8 +835,10 @@ void mheap_destroy(void)
         os_unmap(h, a, ARENA_META);
     }
     fixalloc_destroy(h, &h->span_meta);
+    fixalloc_destroy(h, &h->bits_meta);
     fixalloc_destroy(h, &h->tiny_meta);
 #if GM_CHECKED
+    fixalloc_destroy(h, &h->live_meta);
     fixalloc_destroy(h, &h->request_meta);
     fixalloc_destroy(h, &h->tiny_req_meta);
 #endif

@@ -34,10 +34,12 @@
  *      last pass, the heap is idle: every class's transfer cache goes back
  *      to its spans, and the spans left empty to the page heap. (Threads'
  *      own caches are theirs alone; their bounds limit what they keep.)
- *   2. Under the mheap's lock, the oldest resident runs free for longer
- *      than the delay go back, while more than the goal is resident. The
- *      lock is dropped around each madvise (the run is off every list
- *      meanwhile), so that the program's threads are not held up by it.
+ *   2. Under the mheap's lock, the oldest resident runs that were free
+ *      before the previous pass began (so for a delay at least) go back,
+ *      while more than the goal is resident. The lock is dropped around
+ *      each madvise (the run is off every list meanwhile), so that the
+ *      program's threads are not held up by it. A free run records the
+ *      pass it was freed in: the age costs the free path no clock read.
  *   3. Anything left beyond the goal (runs not old enough yet), or an idle
  *      test still to come: another pass after the delay. Otherwise sleep
  *      until kicked.
@@ -73,11 +75,10 @@ static uint64_t activity(void)
 static bool scav_pass(uint64_t *seen, bool *drained)
 {
     mheap *h = &gm_heap.mheap;
-    unsigned delay = __atomic_load_n(&gm_heap.scav_delay_ms, __ATOMIC_RELAXED);
     pthread_mutex_lock(&gm_heap.scav_busy);
-    pthread_mutex_lock(&h->lock);
+    gm_lock_take(&h->lock);
     uint64_t act = activity() + h->activity;
-    pthread_mutex_unlock(&h->lock);
+    gm_lock_give(&h->lock);
     bool idle = act == *seen;
     *seen = act;
     if (!idle)
@@ -87,12 +88,12 @@ static bool scav_pass(uint64_t *seen, bool *drained)
             mcentral_drain(c);
         *drained = true;
     }
-    pthread_mutex_lock(&h->lock);
-    uint64_t now = gm_now_ms();
-    while (mheap_scavenge_one_locked(h, now, delay, true) > 0) {
+    gm_lock_take(&h->lock);
+    uint64_t pass = __atomic_add_fetch(&gm_heap.scav_pass, 1, __ATOMIC_RELAXED);
+    while (mheap_scavenge_one_locked(h, pass - 1, true) > 0) {
     }
     bool more = h->free_pages * GM_PAGE > mheap_goal_locked(h);
-    pthread_mutex_unlock(&h->lock);
+    gm_lock_give(&h->lock);
     pthread_mutex_unlock(&gm_heap.scav_busy);
     return more || !*drained;
 }
@@ -153,10 +154,10 @@ static void *scav_main(void *arg)
                  * that a free between the pass and now is not missed (it
                  * saw this thread awake and did not kick). */
                 __atomic_store_n(&gm_heap.scav_awake, false, __ATOMIC_RELAXED);
-                pthread_mutex_lock(&gm_heap.mheap.lock);
+                gm_lock_take(&gm_heap.mheap.lock);
                 bool more = gm_heap.mheap.free_pages * GM_PAGE >
                             mheap_goal_locked(&gm_heap.mheap);
-                pthread_mutex_unlock(&gm_heap.mheap.lock);
+                gm_lock_give(&gm_heap.mheap.lock);
                 if (!more)
                     break;
                 __atomic_store_n(&gm_heap.scav_awake, true, __ATOMIC_RELAXED);
@@ -217,6 +218,9 @@ void scav_kick(void)
     if (state == 2)
         pthread_cond_signal(&gm_heap.scav_cond);
     pthread_mutex_unlock(&gm_heap.scav_lock);
+    /* Kicked: no free asks again until the thread has gone back to sleep
+     * (it says so, then looks once more). */
+    __atomic_store_n(&gm_heap.scav_awake, true, __ATOMIC_RELAXED);
     if (state == 0 || state == 4)
         scav_start(state);
 }
