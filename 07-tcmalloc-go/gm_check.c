@@ -554,9 +554,8 @@ static void check_cache(const mcache *mc, void *arg)
             if (mc->room[c] < 0 || (uint32_t)mc->room[c] > mc->max[c] ||
                 len != mc->max[c] - (uint32_t)mc->room[c])
                 *why = "a thread's list is not its bound minus its room long";
-            else if (mc->max[c] < gm_batch_of_class[c] ||
-                     mc->max[c] > mcache_cap(c))
-                *why = "a thread's bound is below a batch or above its cap";
+            else if (mc->max[c] < 1 || mc->max[c] > mcache_cap(c))
+                *why = "a thread's bound is 0 or above its cap";
         } else if (mc->room[c] != 0 || mc->max[c] != 0 || len != 0) {
             *why = "a cache that is not caching holds objects or room";
         }

@@ -268,7 +268,7 @@ typedef struct mcache {
     void *head[GM_NROOM];    /* per class: free objects, linked */
     int32_t room[GM_NROOM];  /* per class: objects the list may still take */
     uint32_t max[GM_NLISTS]; /* per class: the bound on the list's length,
-                                between one batch and cap (it adapts) */
+                                between 1 and cap (it adapts) */
     uint8_t overages[GM_NLISTS]; /* overflows since the last refill */
     uint8_t state;               /* enum mcache_state */
     bool registered;             /* on the heap's list of caches */
@@ -407,7 +407,8 @@ typedef struct mcentral {
     uint64_t to_spans, from_spans;    /* objects to and from the bitmaps */
 } __attribute__((aligned(64))) mcentral;
 
-/* Up to `want` objects of class c, linked, NULL-terminated, at *head;
+/* Up to `want` objects of class c, linked, NULL-terminated, at *head, or a
+ * whole batch from the transfer cache when want > 1 and it has one;
  * returns how many (0: out of memory). Takes the class's lock. */
 unsigned mcentral_get(unsigned c, unsigned want, void **head);
 /* n objects of class c, linked from head, go back. Takes the lock. */

@@ -9,14 +9,20 @@
  * lists are touched only by its thread, so nothing here takes a lock but
  * the mcentral's (once a batch) and the list of caches' (once a thread).
  *
- * The bound of a list (max[c]) adapts, as TCMalloc's does: it starts at
- * one batch; a refill (the list ran dry) raises it by a batch, up to a cap
- * of 64 KiB worth (at least two batches); three overflows in a row without
- * a refill lower it by a batch. A list that is only freed into (a consumer
+ * The bound of a list (max[c]) adapts, as TCMalloc's does. It starts at 1
+ * (slow start): each refill takes max[c] objects and raises it by one, and
+ * each overflow gives the list back and raises it by one, until it reaches
+ * a batch; so a class a thread uses once costs it one object, not a
+ * batch carved from up to eight spans. From there a refill (the list ran
+ * dry) takes a batch and raises the bound by a batch, up to a cap of
+ * 64 KiB worth (at least two batches); three overflows in a row without a
+ * refill lower it by a batch. A list that is only freed into (a consumer
  * thread) so holds one batch at most, and one that is freed into and
- * allocated from alike grows until the batches stop moving. The cap
- * bounds a thread's cache: the sum over the classes, about 4.6 MiB if a
- * thread filled every list, far less in practice (make classes prints it).
+ * allocated from alike grows until the batches stop moving. A refill that
+ * finds a batch in the transfer cache takes it whole, whatever the bound
+ * (which rises to it). The cap bounds a thread's cache: the sum over the
+ * classes, about 4.6 MiB if a thread filled every list, far less in
+ * practice.
  */
 #include "gm_internal.h"
 
@@ -78,8 +84,9 @@ static void mcache_start(mcache *mc)
 {
     mc->state = MCACHE_STARTING;
     for (unsigned c = 1; c < GM_NLISTS; c++) {
-        mc->max[c] = gm_batch_of_class[c];
-        mc->room[c] = (int32_t)(mc->max[c] - list_len(mc->head[c]));
+        uint32_t len = list_len(mc->head[c]);
+        mc->max[c] = len > 1 ? len : 1; /* slow start */
+        mc->room[c] = (int32_t)(mc->max[c] - len);
         mc->overages[c] = 0;
     }
     if (!gm_heap.key_made || pthread_setspecific(gm_heap.key, mc) != 0) {
@@ -105,21 +112,24 @@ static void mcache_start(mcache *mc)
     mc->state = MCACHE_ACTIVE;
 }
 
-/* Step 2 of malloc: list c is empty. A batch from the mcentral; the first
- * object is the caller's, the rest the list's. The bound grows by a batch
- * (a list that runs dry may hold more), up to the cap. */
+/* Step 2 of malloc: list c is empty. Objects from the mcentral (the bound's
+ * worth, up to a batch; a whole batch when its transfer cache has one):
+ * the first is the caller's, the rest the list's. Then the bound grows:
+ * by one up to a batch (slow start), by a batch beyond, up to the cap. */
 static void *refill(mcache *mc, unsigned c)
 {
+    uint32_t b = gm_batch_of_class[c];
     void *head;
-    unsigned n = mcentral_get(c, gm_batch_of_class[c], &head);
+    unsigned n = mcentral_get(c, mc->max[c] < b ? mc->max[c] : b, &head);
     if (n == 0)
         return NULL;
     uint32_t cap = mcache_cap(c);
-    if (mc->max[c] < cap) {
-        mc->max[c] += gm_batch_of_class[c];
-        if (mc->max[c] > cap)
-            mc->max[c] = cap;
-    }
+    if (mc->max[c] < b)
+        mc->max[c]++;
+    else if (mc->max[c] < cap)
+        mc->max[c] = mc->max[c] + b < cap ? mc->max[c] + b : cap;
+    if (mc->max[c] < n)
+        mc->max[c] = n; /* a whole batch came */
     mc->head[c] = link_get(head);
     mc->room[c] = (int32_t)(mc->max[c] - (n - 1));
     mc->overages[c] = 0;
@@ -146,15 +156,21 @@ void *mcache_alloc(unsigned c)
 }
 
 /*
- * Step 2 of free: list c holds one object more than its bound. A batch
- * comes off its head (the objects freed last: the walk stops after one
- * batch) and goes to the mcentral. Three overflows without a refill: the
- * list keeps overflowing, so its thread frees more of this class than it
- * allocates, and the bound drops a batch (down to one batch).
+ * Step 2 of free: list c holds one object more than its bound. Below a
+ * batch (slow start) the whole list goes to the mcentral and the bound
+ * grows by one. Else a batch comes off its head (the objects freed last:
+ * the walk stops after one batch) and goes to the mcentral; three
+ * overflows without a refill mean the thread frees more of this class
+ * than it allocates, and the bound drops a batch (down to one batch).
  */
 static void flush(mcache *mc, unsigned c)
 {
     uint32_t b = gm_batch_of_class[c];
+    if (mc->max[c] < b) { /* slow start: all of it goes, the bound grows */
+        mc->max[c]++;
+        give_all(mc, c);
+        return;
+    }
     if (++mc->overages[c] >= 3 && mc->max[c] >= 2 * b) {
         mc->max[c] -= b;
         mc->room[c] -= (int32_t)b;

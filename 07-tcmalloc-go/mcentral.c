@@ -141,11 +141,12 @@ unsigned mcentral_get(unsigned c, unsigned want, void **head)
     mcentral *m = &gm_heap.central[c];
     *head = NULL;
     gm_lock_take(&m->lock);
-    if (want == gm_batch_of_class[c] && m->nbatch > 0) {
+    if (want > 1 && m->nbatch > 0) { /* a whole batch, even if fewer were
+                                        asked for: it moves in O(1) */
         *head = m->batch[--m->nbatch];
         count(&m->batches_out, 1);
         gm_lock_give(&m->lock);
-        return want;
+        return gm_batch_of_class[c];
     }
     void *tail = NULL;
     unsigned got = 0;

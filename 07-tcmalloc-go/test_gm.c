@@ -200,31 +200,38 @@ static void test_alignment_every_size_tiny_off(void)
     alignment_run(false);
 }
 
-/* The first malloc of a class takes one batch; the fast path then serves
- * the batch from the list, LIFO after frees, without the mcentral. */
-static void test_refill_takes_one_batch(void)
+/* Slow start: the first refill of a class takes one object, the next two,
+ * then three... up to a batch, so that a class a thread touches once costs
+ * one object; the fast path serves what each refill brought, LIFO after
+ * frees, without the mcentral. */
+static uint64_t from_spans(unsigned c) /* a call: it changes under us */
+{
+    return gm_heap.central[c].from_spans;
+}
+
+static void test_refill_slow_start(void)
 {
     fresh();
     unsigned c = gm_size_class(100);
-    size_t b = gm_class_batch(c);
-    void *first = gm_malloc(100);
-    REQUIRE(first != NULL);
-    CHECK_EQ(list_len(c), b - 1);
-    CHECK_EQ(gm_mcache.max[c] - (uint32_t)gm_mcache.room[c], b - 1);
-    const mspan *s = span_of(first);
-    CHECK_EQ(s->alloc_count, b); /* the whole batch is taken from the span */
-    uint64_t from = gm_heap.central[c].from_spans;
-    void *more[32] = {NULL};
-    for (size_t i = 0; i + 1 < b; i++)
-        more[i] = gm_malloc(100);
-    CHECK_EQ(list_len(c), 0);
-    CHECK_EQ(gm_heap.central[c].from_spans, from); /* no mcentral call */
-    gm_free(more[0]);
-    gm_quarantine_flush();                 /* checked builds hold frees back */
-    CHECK_PTR_EQ(gm_malloc(100), more[0]); /* LIFO */
-    for (size_t i = 0; i + 1 < b; i++)
-        gm_free(more[i]);
-    gm_free(first);
+    size_t b = gm_class_batch(c), n = 0;
+    static void *p[1200];
+    for (size_t k = 1; k <= b + 1; k++) {
+        while (gm_mcache.head[c] != NULL)
+            p[n++] = gm_malloc(100); /* the list first, no mcentral */
+        uint64_t before = from_spans(c);
+        p[n++] = gm_malloc(100); /* refill number k */
+        REQUIRE(p[n - 1] != NULL);
+        if (!CHECK_EQ(from_spans(c) - before, k <= b ? k : b))
+            printf("    refill %zu\n", k);
+    }
+    CHECK_EQ(gm_mcache.max[c], 3 * b); /* a batch, then a batch more */
+    void *q = gm_malloc(100);
+    gm_free(q);
+    gm_quarantine_flush();           /* checked builds hold frees back */
+    CHECK_PTR_EQ(gm_malloc(100), q); /* LIFO */
+    gm_free(q);
+    for (size_t i = 0; i < n; i++)
+        gm_free(p[i]);
     CHECK(sound());
 }
 
@@ -235,7 +242,7 @@ static void test_overflow_moves_batches_and_lowers_the_bound(void)
 {
     fresh();
     unsigned c = gm_size_class(48);
-    size_t b = gm_class_batch(c), n = mcache_cap(c) + 10 * b;
+    size_t b = gm_class_batch(c), n = 2 * (size_t)mcache_cap(c);
     static void *p[4096];
     REQUIRE(n <= 4096);
     for (size_t i = 0; i < n; i++)
@@ -870,24 +877,23 @@ static void test_check_catches_a_list_longer_than_its_room_says(void)
     broken("bound minus its room", room_off, room_off_repair);
 }
 
-static void bound_low(void)
+static void bound_high(void)
 {
-    for (was.c = 1; list_len(was.c) + 1 >= gm_class_batch(was.c); was.c++) {
-    }
+    was.c = a_class_with_a_list();
     was.max = gm_mcache.max[was.c];
     was.room = gm_mcache.room[was.c];
-    gm_mcache.max[was.c] = (uint32_t)gm_class_batch(was.c) - 1;
+    gm_mcache.max[was.c] = mcache_cap(was.c) + 1;
     gm_mcache.room[was.c] =
         (int32_t)(gm_mcache.max[was.c] - (uint32_t)list_len(was.c));
 }
-static void bound_low_repair(void)
+static void bound_high_repair(void)
 {
     gm_mcache.max[was.c] = was.max;
     gm_mcache.room[was.c] = was.room;
 }
-static void test_check_catches_a_bound_below_a_batch(void)
+static void test_check_catches_a_bound_above_its_cap(void)
 {
-    broken("below a batch", bound_low, bound_low_repair);
+    broken("above its cap", bound_high, bound_high_repair);
 }
 
 static void count_off(void)
@@ -908,7 +914,14 @@ static void test_check_catches_a_wrong_alloc_count(void)
  * nor live (checked builds know what is live). */
 static void lost(void)
 {
-    was.s = some_partial_span();
+    was.s = NULL;
+    for (unsigned c = 1; c < GM_NCLASSES && was.s == NULL; c++) {
+        mspan *s = gm_heap.central[c].partial;
+        if (s != NULL && s->alloc_count + 1 < s->nelems)
+            was.s = s; /* one slot more leaves it partial */
+    }
+    if (was.s == NULL)
+        abort(); /* the scene has such a span */
     for (was.slot = 0; slot_taken(was.s, was.slot); was.slot++) {
     }
     was.s->alloc_bits[was.slot / 64] |= (uint64_t)1 << (was.slot % 64);
@@ -1226,7 +1239,10 @@ static void test_stats_and_report(void)
     CHECK_EQ(st.live_large, 1);
     CHECK_EQ(st.large_spans, 1);
     CHECK_EQ(st.threads, 1);
-    CHECK_EQ(st.cached_thread, gm_class_batch(gm_size_class(100)) * 4 - 100);
+    size_t taken = 0, b = gm_class_batch(gm_size_class(100));
+    for (size_t k = 1; taken < 100; k++) /* slow start: 1, 2, 3, ... */
+        taken += k < b ? k : b;
+    CHECK_EQ(st.cached_thread, taken - 100);
     CHECK_EQ(st.footprint,
              (st.pages_in_use + st.pages_free) * GM_PAGE + st.metadata);
     char path[] = "/tmp/gm_statsXXXXXX";
@@ -1341,7 +1357,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_size_to_class_every_size);
     RUN_TEST(test_alignment_every_size_tiny_on);
     RUN_TEST(test_alignment_every_size_tiny_off);
-    RUN_TEST(test_refill_takes_one_batch);
+    RUN_TEST(test_refill_slow_start);
     RUN_TEST(test_overflow_moves_batches_and_lowers_the_bound);
     RUN_TEST(test_transfer_cache_hands_a_batch_back);
     RUN_TEST(test_empty_spans_go_back_to_the_mheap);
@@ -1362,7 +1378,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_quarantine_delays_reuse);
     RUN_TEST(test_check_catches_an_object_held_twice);
     RUN_TEST(test_check_catches_a_list_longer_than_its_room_says);
-    RUN_TEST(test_check_catches_a_bound_below_a_batch);
+    RUN_TEST(test_check_catches_a_bound_above_its_cap);
     RUN_TEST(test_check_catches_a_wrong_alloc_count);
     RUN_TEST(test_check_catches_an_object_lost);
     RUN_TEST(test_check_catches_a_wrong_class_map);

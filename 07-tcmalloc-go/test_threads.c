@@ -151,7 +151,7 @@ static void test_frees_from_another_thread_are_reused(void)
     CHECK(sound());
     for (size_t i = 0; i < N_CROSS; i++)
         cross[i] = gm_malloc(200);
-    CHECK_EQ(gm_heap.central[c].nspans, spans); /* no new span */
+    CHECK_LE(gm_heap.central[c].nspans, spans); /* no new span */
     for (size_t i = 0; i < N_CROSS; i++)
         gm_free(cross[i]);
     CHECK(sound());

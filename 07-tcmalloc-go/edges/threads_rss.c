@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WAVE 4
+#define WAVE   4
 #define BLOCKS 2000
 
 static void *handed[WAVE][BLOCKS / 4];
