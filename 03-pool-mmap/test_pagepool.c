@@ -690,6 +690,19 @@ static void free_twice_later(void *arg)
     pp_free(a, p);
 }
 
+/* The address just past a slab's last block: inside the slab's page, in
+ * its tail (what is left after the last block: 32 B of a 48-B pool's
+ * 4 KB page), but no block's start. */
+static void free_past_last_block(void *arg)
+{
+    (void)arg;
+    pp_allocator_t *a = pp_create();
+    char *p = pp_alloc(a, 48);
+    const pp_slab_t *s = pp_slab_of(a, p);
+    const pp_pool_t *pool = s->pool;
+    pp_free(a, (char *)s + pool->first + pool->nblocks * pool->stride);
+}
+
 static void free_never_handed_out(void *arg)
 {
     (void)arg;
@@ -731,6 +744,7 @@ static void test_misuse_reported(void)
     CHECK_ABORTS(free_twice, NULL, "double free");
     CHECK_ABORTS(free_twice_later, NULL, "double free");
     CHECK_ABORTS(free_never_handed_out, NULL, "double free");
+    CHECK_ABORTS(free_past_last_block, NULL, "not the start of a block");
     CHECK_ABORTS(block_size_of_freed, NULL, "pp_block_size(0x");
     CHECK_ABORTS(block_size_of_freed, NULL, "not a live block (it was freed)");
     CHECK_ABORTS(block_size_misaligned, NULL, "not the start of a block");
