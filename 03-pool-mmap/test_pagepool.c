@@ -3,13 +3,15 @@
  * classes, lazy pools and slabs, root pages chained, the slab found by
  * masking, the footprint falling after frees, the spare slab, the
  * quarantine, each misuse report, the out-of-memory paths (checked builds),
- * proof that pp_check() catches a broken heap, a randomized run with
- * pp_check() after every operation, and the conformance suite.
+ * the slab set's removal where its table wraps around, proof that
+ * pp_check() catches a broken heap, a randomized run with pp_check() after
+ * every operation, and the conformance suite.
  */
 #include "annotate.h"
 #include "conform.h"
 #include "fault.h"
 #include "pagepool.h"
+#include "pagepool_internal.h" /* the slab set's functions, asked directly */
 #include "test.h"
 
 #include <errno.h>
@@ -883,6 +885,92 @@ static void test_slab_set_resizes_and_survives_refusals(void)
     pp_destroy(a);
 }
 
+/* Where `key` lands alone in the slab set: its home slot. The set is
+ * mapped for it and goes away with it (its last key). */
+static size_t home_of(pp_allocator_t *a, uintptr_t key)
+{
+    if (!slabset_reserve(a))
+        return SIZE_MAX;
+    slabset_insert(a, key);
+    size_t slot = 0;
+    while (a->set[slot] != key)
+        slot++;
+    slabset_remove(a, key);
+    return slot;
+}
+
+/* The first page address from *n on (made up: the set never touches the
+ * pages it names) whose home is `slot`, or 0 if none is found soon. */
+static uintptr_t key_at_home(pp_allocator_t *a, size_t slot, uintptr_t *n)
+{
+    unsigned shift = a->page_shift;
+    for (size_t tries = 0; tries < 64 * (PAGE / sizeof(uintptr_t)); tries++) {
+        uintptr_t key = (*n)++ << shift;
+        if (home_of(a, key) == slot)
+            return key;
+    }
+    return 0;
+}
+
+/* Adds a key to the set as slab_map does: room first, then the key. */
+static void set_add(pp_allocator_t *a, uintptr_t key)
+{
+    if (CHECK(slabset_reserve(a)))
+        slabset_insert(a, key);
+}
+
+/* A run of linear probing wraps from the set's last slot to slot 0. A
+ * removal there must move back exactly the keys after the hole whose home
+ * is not in the cyclic range (hole, where they sit]: a key in slot 0 at
+ * its home stays, a key that wrapped from the last slot moves back into
+ * it. Asked of the set directly (pagepool_internal.h), with made-up page
+ * addresses, since the kernel decides where real slabs go. */
+static void test_slab_set_removal_wraps_around(void)
+{
+    pp_allocator_t *a = pp_create();
+    REQUIRE(a != NULL);
+    size_t last = PAGE / sizeof(uintptr_t) - 1; /* the first set's size */
+    uintptr_t n = 1;
+    uintptr_t at_last = key_at_home(a, last, &n);
+    uintptr_t at_last2 = key_at_home(a, last, &n);
+    uintptr_t at_zero = key_at_home(a, 0, &n);
+    REQUIRE(at_last != 0 && at_last2 != 0 && at_zero != 0);
+
+    /* [0]: at_zero, at home; [last]: at_last. Removing at_last moves
+     * nothing. */
+    set_add(a, at_last);
+    set_add(a, at_zero);
+    REQUIRE(a->set_cap == last + 1);
+    REQUIRE(a->set[last] == at_last && a->set[0] == at_zero);
+    slabset_remove(a, at_last);
+    CHECK(!slabset_contains(a, at_last));
+    CHECK(slabset_contains(a, at_zero));
+    CHECK_EQ(a->set_count, 1);
+
+    /* [last]: at_last; [0]: at_last2, wrapped; [1]: at_zero, pushed on.
+     * Removing at_last moves both back. */
+    slabset_remove(a, at_zero);
+    CHECK_EQ(a->set_cap, 0); /* the last key took the set with it */
+    set_add(a, at_last);
+    set_add(a, at_last2);
+    set_add(a, at_zero);
+    REQUIRE(a->set[last] == at_last && a->set[0] == at_last2 &&
+            a->set[1] == at_zero);
+    slabset_remove(a, at_last);
+    CHECK(!slabset_contains(a, at_last));
+    CHECK(slabset_contains(a, at_last2));
+    CHECK(slabset_contains(a, at_zero));
+    CHECK_EQ(a->set_count, 2);
+    slabset_remove(a, at_last2);
+    CHECK(slabset_contains(a, at_zero));
+    slabset_remove(a, at_zero);
+    CHECK_EQ(a->set_count, 0);
+    CHECK_EQ(a->set_cap, 0);
+    CHECK(sound(a)); /* no slab, no set, nothing left mapped but the root */
+    CHECK_EQ(pp_stats(a).mapped, PAGE);
+    pp_destroy(a);
+}
+
 // clang-format off
 /* ---- The checker catches a broken heap ---------------------------------- */
 // clang-format on
@@ -1188,6 +1276,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_misuse_foreign_pointers_reported);
     RUN_TEST(test_out_of_memory_leaves_a_sound_heap);
     RUN_TEST(test_slab_set_resizes_and_survives_refusals);
+    RUN_TEST(test_slab_set_removal_wraps_around);
     RUN_TEST(test_check_catches_broken_heaps);
     RUN_TEST(test_dump_draws_the_heap);
     RUN_TEST(test_random_ops_keep_invariants);
