@@ -14,16 +14,21 @@
  *   FREE       pp_free, by the allocator pp_slab_of says owns the block
  *   REALLOC    what a caller of this stage does: pp_alloc from the owner,
  *              copy, pp_free the old block (size 0: a no-op)
- *   RESET      pp_destroy of the lane's allocator with its live blocks
- *              (checked, then forgotten), and a fresh pp_create
- *   SPECIAL    arg % 4: 0 pp_trim (it must give back every spare, empty
- *              the quarantine and return what it unmapped); 1 pp_stats
- *              (live blocks and bytes as the table counts them, mapped as
- *              the pages add up); 2 pp_dump (to /dev/null); 3 a burst of
- *              allocations, which single ops reach rarely: bit 2 of arg
- *              set, one block of every class (64 pools chain a second
- *              root page), else 64 blocks of one large class, 64 - arg / 8
- *              (many slabs: the slab set's probe runs, the sweeps)
+ *   RESET      pp_trim of the lane's allocator: it must give back every
+ *              spare, empty the quarantine and return what it unmapped
+ *              (not a destroy: one op in 16 is a RESET, and the soak's
+ *              heaps would never grow past a few dozen blocks)
+ *   SPECIAL    arg % 8: 0-1 pp_stats (live blocks and bytes as the table
+ *              counts them, mapped as the pages add up); 2 pp_dump (to
+ *              /dev/null); 3 pp_free of every block of the lane's
+ *              allocator; 4 pp_destroy of it with its live blocks
+ *              (checked, then forgotten) and a fresh pp_create; 5-6 a
+ *              burst of allocations, which single ops reach rarely (the
+ *              figures are for 4 KB pages): one block of every class (5:
+ *              64 pools chain a second root page), or 192 blocks of one
+ *              large class, 64 - arg / 16 (6: up to 64 slabs at once, so
+ *              that slabs collide in the slab set, and later sweeps give
+ *              many back); 7 pp_trim, as RESET
  *   MARK, REWIND  no-ops
  *
  * A refusal is exact: pp_alloc must refuse a size above a quarter of the
@@ -74,8 +79,13 @@ static void *alloc(fuzz_blocks *t, pp_allocator_t **a, int h, size_t size,
 {
     errno = 0;
     void *p = pp_alloc(a[h], size);
-    if (p == NULL)
+    if (p == NULL) {
+        int err = errno;
+        if (too_big && pp_class_size(a[h], size) != 0)
+            fuzz_fail(t, "pp_class_size(%zu) above max_size is not 0", size);
+        errno = err;
         return NULL;
+    }
     if (too_big)
         fuzz_fail(t, "pp_alloc(%zu) above max_size gave %p", size, p);
     if (pp_block_size(a[h], p) != class_of(size) ||
@@ -126,32 +136,50 @@ static void trim(const fuzz_blocks *t, pp_allocator_t **a, int h)
                   s.spares, s.quarantined, s.refused_bytes);
 }
 
-/* SPECIAL 3: 64 allocations at once (fewer if the table fills). */
+/* SPECIAL 5 and 6: many allocations at once (fewer if the table fills). */
 static void burst(fuzz_blocks *t, pp_allocator_t **a, int h, unsigned arg,
                   size_t max_size)
 {
     size_t classes = max_size / PP_ALIGN;
-    for (size_t i = 0; i < 64 && !fuzz_full(t); i++) {
-        size_t size = arg & 4 ? (i % classes + 1) * PP_ALIGN
-                              : (classes - (arg >> 3) % classes) * PP_ALIGN;
+    size_t n = arg % 8 == 5 ? classes : 3 * classes;
+    for (size_t i = 0; i < n && !fuzz_full(t); i++) {
+        size_t size = arg % 8 == 5
+                          ? (i % classes + 1) * PP_ALIGN
+                          : (classes - (arg / 16) % classes) * PP_ALIGN;
         fuzz_added(t, alloc(t, a, h, size, false), size, 1, false, errno);
     }
 }
 
-/* Destroys allocator h with its live blocks (each checked first, then
- * forgotten) and makes a fresh one. */
-static void reset(fuzz_blocks *t, pp_allocator_t **a, int h)
+/* SPECIAL 3 and 4: takes allocator h's blocks out of the table (each
+ * checked first); `free_them`: hands each to pp_free, else forgets it. */
+static void take_all(fuzz_blocks *t, pp_allocator_t **a, int h, bool free_them)
 {
     for (size_t k = 0; k < t->live;) {
         fuzz_block b;
-        if (pp_slab_of(a[h], t->b[k].p) != NULL)
-            fuzz_take(t, (unsigned)k, &b); /* the last moves into k */
-        else
+        if (pp_slab_of(a[h], t->b[k].p) == NULL) {
             k++;
+            continue;
+        }
+        fuzz_take(t, (unsigned)k, &b); /* the last moves into k */
+        if (free_them)
+            pp_free(a[h], b.p);
     }
+}
+
+static void free_all(fuzz_blocks *t, pp_allocator_t **a, int h)
+{
+    take_all(t, a, h, true);
+    if (pp_stats(a[h]).live_blocks != 0)
+        fuzz_fail(t, "pp_stats counts live blocks after every one was freed");
+}
+
+/* Destroys allocator h with its live blocks and makes a fresh one. */
+static void renew(fuzz_blocks *t, pp_allocator_t **a, int h)
+{
+    take_all(t, a, h, false);
     pp_destroy(a[h]);
     if ((a[h] = pp_create()) == NULL)
-        fuzz_fail(t, "pp_create refused after a reset");
+        fuzz_fail(t, "pp_create refused after a pp_destroy");
 }
 
 size_t fuzz_stage_run(const uint8_t *data, size_t size, size_t check_every)
@@ -201,20 +229,33 @@ size_t fuzz_stage_run(const uint8_t *data, size_t size, size_t check_every)
             break;
         }
         case FUZZ_RESET:
-            reset(&t, a, h);
+            trim(&t, a, h);
             break;
         case FUZZ_SPECIAL:
-            if (op.arg % 4 == 0) {
-                trim(&t, a, h);
-            } else if (op.arg % 4 == 1) {
+            switch (op.arg % 8) {
+            case 0:
+            case 1:
                 stats_agree(&t, a, h);
-            } else if (op.arg % 4 == 2) {
+                break;
+            case 2:
                 if (devnull == NULL)
                     devnull = fopen("/dev/null", "w");
                 if (devnull != NULL)
                     pp_dump(a[h], devnull);
-            } else {
+                break;
+            case 3:
+                free_all(&t, a, h);
+                break;
+            case 4:
+                renew(&t, a, h);
+                break;
+            case 5:
+            case 6:
                 burst(&t, a, h, op.arg, max_size);
+                break;
+            default:
+                trim(&t, a, h);
+                break;
             }
             break;
         case FUZZ_MARK:
