@@ -73,10 +73,13 @@ for patch in "${patches[@]}"; do
     [ $status -eq 0 ] && continue
     cases=$(grep -oE '^FAIL [^ ]+' "$log" | cut -c6- | head -n 3 | paste -sd, -)
     last=$(grep -E '^run  ' "$log" | tail -n 1 | cut -c6-)
-    if [ $status -eq 124 ]; then
-      by="$t: hung in $last (timeout ${timeout_s} s)"
-    elif [ -n "$cases" ]; then
+    # Failed checks first: a run that then hangs or crashes was caught by
+    # them already.
+    if [ -n "$cases" ]; then
       by="$t: $cases"
+      [ $status -eq 124 ] && by="$by (then hung)"
+    elif [ $status -eq 124 ]; then
+      by="$t: hung in $last (timeout ${timeout_s} s)"
     elif [ $status -gt 128 ]; then
       by="$t: killed by signal $((status - 128)) in $last"
     else
