@@ -26,12 +26,15 @@
 # The environment gives the compiler and flags (common/stage.mk sets them):
 # CC, CFLAGS, CPPFLAGS, LDFLAGS, LDLIBS, ALLOC (the allocator's sources).
 # MUTANT=NAME runs one. Each test run has MUTANT_TIMEOUT seconds (default 120).
+# The tests run with one fixed seed (MUTANT_SEED, default 0x5eed), so that a
+# catch by a randomized case is the same on every run and every machine.
 set -u
 stage=$1 libcommon=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
 shift 2
 tests=("$@")
 common=$(cd "$(dirname "$0")" && pwd)
 timeout_s=${MUTANT_TIMEOUT:-120}
+seed=${MUTANT_SEED:-0x5eed}
 caught=0 missed=0 errors=0
 shopt -s nullglob
 patches=(mutants/*.patch)
@@ -69,7 +72,7 @@ for patch in "${patches[@]}"; do
   for t in "${tests[@]}"; do
     log=$dir/$t.log
     # (The braces' redirection silences bash's own "Segmentation fault".)
-    { TEST_VERBOSE=2 timeout "$timeout_s" "$dir/$t" >"$log" 2>&1; status=$?; } 2>/dev/null
+    { TEST_SEED=$seed TEST_VERBOSE=2 timeout "$timeout_s" "$dir/$t" >"$log" 2>&1; status=$?; } 2>/dev/null
     [ $status -eq 0 ] && continue
     cases=$(grep -oE '^FAIL [^ ]+' "$log" | cut -c6- | head -n 3 | paste -sd, -)
     last=$(grep -E '^run  ' "$log" | tail -n 1 | cut -c6-)
