@@ -19,8 +19,12 @@
 # checker and the misuse checks run), and run one after the other until one
 # fails. A mutant is caught when a test fails, crashes, aborts or hangs
 # (timeout); it is missed when every test passes: a gap in the tests. A
-# patch that no longer applies, or a mutant that does not build, is an
-# error, not a catch. One line per mutant says which, and which test cases
+# mutant that does not build is an error, not a catch. A patch that no
+# longer applies (the source under it changed) is an error with
+# MUTANTS_STRICT=1, which CI sets: the shipped patches must match the
+# shipped source. Otherwise it is skipped with a note: a student who
+# changes the allocator in an exercise breaks the context of the patches
+# that touch those lines, and `make test` should still judge the change. One line per mutant says which, and which test cases
 # caught it. Prints "mutants: N passed, N failed" last (passed: caught).
 #
 # The environment gives the compiler and flags (common/stage.mk sets them):
@@ -35,7 +39,7 @@ tests=("$@")
 common=$(cd "$(dirname "$0")" && pwd)
 timeout_s=${MUTANT_TIMEOUT:-120}
 seed=${MUTANT_SEED:-0x5eed}
-caught=0 missed=0 errors=0
+caught=0 missed=0 errors=0 stale=0
 shopt -s nullglob
 patches=(mutants/*.patch)
 [ ${#patches[@]} -gt 0 ] || { echo "$stage: no mutants (mutants/*.patch)"; echo "mutants: 0 passed, 0 failed"; exit 0; }
@@ -49,8 +53,13 @@ for patch in "${patches[@]}"; do
   mkdir -p "$dir"
   cp ./*.c ./*.h "$dir"/
   if ! patch -s -p1 -d "$dir" --no-backup-if-mismatch <"$patch" >"$dir/patch.log" 2>&1; then
-    errors=$((errors + 1))
-    printf '  ERROR   %-28s the patch no longer applies (see %s/patch.log)\n' "$name" "$dir"
+    if [ "${MUTANTS_STRICT:-0}" = 1 ]; then
+      errors=$((errors + 1))
+      printf '  ERROR   %-28s the patch no longer applies (see %s/patch.log)\n' "$name" "$dir"
+    else
+      stale=$((stale + 1))
+      printf '  skip    %-28s the source it patches has changed (an exercise?): not run\n' "$name"
+    fi
     continue
   fi
   built=1
@@ -99,6 +108,8 @@ for patch in "${patches[@]}"; do
   fi
 done
 total=$((caught + missed + errors))
-echo "$stage: $caught of $total mutants caught"
-echo "mutants: $caught passed, $((missed + errors)) failed"
+note=""
+[ $stale -gt 0 ] && note=", $stale skipped (their source changed)"
+echo "$stage: $caught of $total mutants caught$note"
+echo "mutants: $caught passed, $((missed + errors)) failed, $stale skipped"
 [ $((missed + errors)) -eq 0 ]
