@@ -10,7 +10,7 @@ SELFTEST := common/selftest
 stage_dir = $(patsubst %/Makefile,%,$(wildcard $(1)-*/Makefile))
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all test demo bench lint format clean help
+.PHONY: all test demo bench lint format clean help mutants soak
 .DEFAULT_GOAL := all
 
 all:
@@ -34,6 +34,20 @@ test:
 demo:
 	@for s in $(STAGES); do $(MAKE) -C $$s demo || exit 1; done
 
+# Every stage's known-bad variants; one score line per stage, then the total.
+mutants:
+	@mkdir -p build && rm -f build/mutants.txt
+	@for s in $(STAGES); do \
+	  $(MAKE) -C $$s mutants >/dev/null 2>&1; \
+	  grep -h 'mutants caught' $$s/build/logs/*mutants.log 2>/dev/null || echo "$$s: no mutants"; \
+	  cat $$s/build/results.txt >> build/mutants.txt 2>/dev/null; \
+	done; true
+	@common/tally.sh --total "mutants (passed: caught)" build/mutants.txt
+
+# Ten million randomized operations per stage (not part of make test).
+soak:
+	@for s in $(STAGES); do $(MAKE) -C $$s soak || exit 1; done
+
 bench:
 	@for s in $(STAGES); do $(MAKE) -C $$s bench || exit 1; done
 
@@ -49,7 +63,8 @@ clean:
 
 # Per-stage targets: test-01, demo-02, valgrind-03, ... A stage that does not
 # exist yet is skipped with a note rather than an error.
-PER_STAGE := test demo bench valgrind asan tsan misuse lint format clean all run
+PER_STAGE := test demo bench valgrind asan tsan misuse lint format clean all run \
+	mutants fuzz soak
 $(foreach t,$(PER_STAGE),$(eval $(t)-%: ; @$$(call per_stage,$(t),$$*)))
 per_stage = d='$(call stage_dir,$(2))'; \
   if [ -z "$$d" ]; then echo "stage $(2) does not exist yet (see README.md for the plan)"; \
@@ -71,4 +86,9 @@ help:
 	@echo "make tsan-NN        threaded stages (04 on): the tests under ThreadSanitizer"
 	@echo "make misuse-NN      one stage's deliberate bugs, each reported by Valgrind and ASan"
 	@echo "make run-NN CMD=..  stages 04-07: run a program with the stage as its malloc"
+	@echo "make mutants        every stage's known-bad variants, each caught by a test"
+	@echo "                    (also mutants-NN; part of make test)"
+	@echo "make fuzz-NN        the stage's libFuzzer harness for SECONDS (default 60);"
+	@echo "                    REPRO=file replays one input (a short run is in make test)"
+	@echo "make soak           10^7 randomized operations per stage (also soak-NN)"
 	@echo "stages present: $(STAGES)"

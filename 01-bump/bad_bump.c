@@ -27,7 +27,8 @@ static const misuse_bug bugs[] = {
      "writes a scratch block after bump_rewind released it"},
     {"uninitialised-read", "uninitialised value", "-",
      "branches on a byte never written (ASan tracks addressability, not "
-     "initialisation: MSan would see it)"},
+     "initialisation; Valgrind sees it because bump.c marks each fresh block "
+     "undefined)"},
 };
 
 /* The compiler must not see through these accesses and remove them. */

@@ -1,7 +1,7 @@
 /*
  * bad_pool.c: deliberate misuse of a pool, one bug per name, to prove that
  * the bugs are reported: by Valgrind and ASan for the accesses (thanks to the
- * annotations in pool.c: without them a pool's chunk is one ordinary mapping
+ * annotations in pool.c: without them a pool's slab is one ordinary mapping
  * to the tools), and by the pool's own checks for bad frees.
  *
  *   build/valgrind/bad_pool --list     the bugs, with what each tool must say
@@ -42,8 +42,8 @@ static const misuse_bug bugs[] = {
      "drops the last pointer to a block while the pool lives on (ASan's "
      "leak checker knows only malloc's blocks)"},
     {"per-block-use-after-free", "Invalid read of size", "use-after-poison",
-     "the devlog's first pool (a malloc per block): reads a freed block. "
-     "Valgrind names pool_grow's malloc as the block's origin"},
+     "the pool's first version (a malloc per block): reads a freed block. "
+     "Valgrind names the pool's malloc as the block's origin"},
 };
 
 /* The compiler must not see through these accesses and remove them. */

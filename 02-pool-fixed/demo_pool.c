@@ -34,7 +34,7 @@ int main(void)
            "the price of needing no size per block.\n",
            sizeof(point), sizeof(point), pool->block_size,
            pool->block_size - sizeof(point));
-    step("1. a new pool: one chunk of 8 free blocks, linked in address order",
+    step("1. a new pool: one slab of 8 free blocks, linked in address order",
          pool);
 
     point *p[16];
@@ -58,7 +58,7 @@ int main(void)
 
     for (int i = 5; i < 12; i++)
         p[i] = pool_alloc(pool);
-    step("5. seven more: the chunk fills up and the pool grows by a chunk "
+    step("5. seven more: the slab fills up and the pool grows by a slab "
          "(one mmap)",
          pool);
     pool_destroy(pool);
@@ -93,8 +93,8 @@ int main(void)
         return 1;
     for (int i = 0; i < 4; i++)
         p[i] = pool_alloc(old);
-    step("8. the devlog's first pool: the same list, but every block is its "
-         "own malloc",
+    step("8. the pool's first version: the same list, but every block is "
+         "its own malloc",
          old);
     printf("  distances between blocks handed out one after another:");
     for (int i = 1; i < 4; i++)
@@ -106,7 +106,7 @@ int main(void)
     pool_destroy(old);
 
     printf("\nEvery block has one size. Stage 03 keeps one pool per size "
-           "class, in chunks of one page\nthat go back to the OS when they "
+           "class, in slabs of one page\nthat go back to the OS when they "
            "empty.\n");
     return 0;
 }

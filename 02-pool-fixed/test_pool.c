@@ -1,11 +1,14 @@
 /*
  * test_pool.c: unit tests of every pool_* function and error path, for both
- * backings; each misuse report proved in a child process; proof that
- * pool_check() catches a broken pool (damaged copies of the state, damaged
- * free-list links); a randomized run with pool_check() after every
+ * backings; errno left alone by pool_free and pool_destroy, even when munmap
+ * fails, and a failed mmap that changes nothing (common/fault.h); each
+ * misuse report proved in a child process; proof that pool_check() catches
+ * a broken pool, each for the right reason (damaged copies of the state,
+ * damaged free-list links); a randomized run with pool_check() after every
  * operation; then the conformance suite, as a fixed-size allocator.
  */
 #include "conform.h"
+#include "fault.h"
 #include "pool.h"
 #include "test.h"
 
@@ -15,13 +18,15 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
-/* Checked builds: the misuse checks, live bits and quarantine are there.
- * Annotated builds are always checked builds (see pool.c). */
-#if defined(ALLOC_DEBUG) || TRACK_ENABLED
+/* Checked builds (-DALLOC_DEBUG): the misuse checks, live bits and
+ * quarantine are there. Every annotated build is one of them. */
+#if defined(ALLOC_DEBUG)
 #define CHECKED 1
 #else
 #define CHECKED 0
@@ -57,6 +62,54 @@ static void set_link(void *block, void *next)
     track_mem_noaccess(block, sizeof(void *));
 }
 
+static void *get_link(void *block)
+{
+    track_mem_defined(block, sizeof(void *));
+    void *next = ((pool_free_block_t *)block)->next;
+    track_mem_noaccess(block, sizeof(void *));
+    return next;
+}
+
+/* For check_says(): any address will do. */
+static const char anywhere;
+#define ANYWHERE ((const void *)&anywhere)
+
+/*
+ * pool_check(pool) is false, and the line it writes on stderr names
+ * `reason` (and, unless `where` is ANYWHERE, the address it gives, "(at
+ * %p)"). A damaged pool must be caught by the check meant for that damage:
+ * a test that only asked for `false` would still pass with that check gone,
+ * whenever a later check happens to fail too.
+ */
+static bool check_says(const pool_t *pool, const char *reason,
+                       const void *where)
+{
+    char text[512] = {0}, at[64];
+    FILE *tmp = tmpfile();
+    int saved = dup(STDERR_FILENO);
+    if (tmp == NULL || saved < 0) {
+        if (tmp != NULL)
+            fclose(tmp);
+        return false;
+    }
+    dup2(fileno(tmp), STDERR_FILENO);
+    bool ok = pool_check(pool);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    rewind(tmp);
+    size_t n = fread(text, 1, sizeof text - 1, tmp);
+    fclose(tmp);
+    text[n] = '\0';
+    snprintf(at, sizeof at, "(at %p)", where);
+    bool said = strstr(text, reason) != NULL &&
+                (where == ANYWHERE || strstr(text, at) != NULL);
+    if (ok || !said)
+        fprintf(stderr, "  wanted \"%s\" %s; pool_check %s: %s", reason,
+                where == ANYWHERE ? "" : at, ok ? "passed" : "said",
+                n ? text : "(nothing)\n");
+    return !ok && said;
+}
+
 /* ---- Creating and ending pools ------------------------------------------ */
 
 static void test_create_rounds_block_size(void)
@@ -75,7 +128,7 @@ static void test_create_rounds_block_size(void)
             CHECK_EQ(s.stride, s.block_size + rz);
             CHECK_EQ(s.capacity, 4);
             CHECK_EQ(s.free + s.quarantined, 4);
-            CHECK_EQ(s.chunks, 1);
+            CHECK_EQ(s.slabs, 1);
             for (int i = 0; i < 4; i++) {
                 unsigned char *p = pool_alloc(pool);
                 REQUIRE(p != NULL);
@@ -94,7 +147,14 @@ static void test_create_rejects_bad_arguments(void)
         size_t size, n;
         unsigned flags;
     } bad[] = {
-        {0, 8, 0}, {16, 0, 0}, {0, 0, 0}, {16, 8, 1u << 3}, {16, 8, 1u << 31}};
+        // clang-format off
+        {0,  8, 0},          /* no block size */
+        {16, 0, 0},          /* no blocks per slab */
+        {0,  0, 0},
+        {16, 8, 1u << 3},    /* flags that do not exist */
+        {16, 8, 1u << 31},
+        // clang-format on
+    };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         errno = 0;
         CHECK_NULL(pool_create(bad[i].size, bad[i].n, bad[i].flags));
@@ -108,9 +168,17 @@ static void test_create_refuses_impossible_sizes(void)
      * for, with either backing. */
     struct {
         size_t size, n;
-    } overflow[] = {{SIZE_MAX, 1},     {SIZE_MAX - 14, 1}, {SIZE_MAX / 2, 4},
-                    {4096, SIZE_MAX},  {16, SIZE_MAX / 8}, {SIZE_MAX, SIZE_MAX},
-                    {SIZE_MAX - 30, 2}};
+    } overflow[] = {
+        // clang-format off
+        {SIZE_MAX,      1},         /* rounding the block size up wraps */
+        {SIZE_MAX - 14, 1},
+        {SIZE_MAX - 30, 2},         /* the block, plus a redzone, wraps */
+        {SIZE_MAX / 2,  4},         /* blocks * stride wraps */
+        {4096,          SIZE_MAX},
+        {16,            SIZE_MAX / 8},
+        {SIZE_MAX,      SIZE_MAX},
+        // clang-format on
+    };
     for (size_t b = 0; b < NBACKINGS; b++) {
         for (size_t i = 0; i < sizeof overflow / sizeof overflow[0]; i++) {
             errno = 0;
@@ -146,10 +214,74 @@ static void test_destroy_null_and_free_null_do_nothing(void)
     }
 }
 
-/* ---- Allocating and freeing
- * ---------------------------------------------------- */
+/* An errno no call of the pool sets, to see that it stays. */
+#define UNTOUCHED 4242
 
-static void test_fresh_chunk_is_handed_out_in_address_order(void)
+/* pool_free leaves errno alone on every path: pushed on the free list,
+ * held in the quarantine, pushing the oldest quarantined block out. */
+static void test_free_leaves_errno_alone(void)
+{
+    for (size_t b = 0; b < NBACKINGS; b++) {
+        for (int q = 0; q < 2; q++) {
+            pool_t *pool =
+                pool_create(32, 16, backings[b] | (q ? 0 : POOL_NO_QUARANTINE));
+            REQUIRE(pool != NULL);
+            void *p[POOL_QUARANTINE + 2];
+            for (int i = 0; i < POOL_QUARANTINE + 2; i++)
+                REQUIRE((p[i] = pool_alloc(pool)) != NULL);
+            for (int i = 0; i < POOL_QUARANTINE + 2; i++) {
+                errno = UNTOUCHED;
+                pool_free(pool, p[i]);
+                CHECK_INT_EQ(errno, UNTOUCHED);
+            }
+            errno = UNTOUCHED;
+            pool_free(pool, NULL);
+            CHECK_INT_EQ(errno, UNTOUCHED);
+            CHECK(pool_check(pool));
+            pool_destroy(pool);
+        }
+    }
+}
+
+/*
+ * pool_destroy leaves errno alone, also when munmap fails (common/fault.h
+ * makes the first one fail with ENOMEM). The slab it could not unmap stays
+ * mapped; the test unmaps it itself. Slabs are unmapped newest first, and
+ * all have the same size.
+ */
+static void test_destroy_leaves_errno_alone(void)
+{
+    for (size_t b = 0; b < NBACKINGS; b++) {
+        pool_t *pool = pool_create(64, 4, backings[b]);
+        REQUIRE(pool != NULL);
+        for (int i = 0; i < 9; i++) /* three slabs */
+            REQUIRE(pool_alloc(pool) != NULL);
+        errno = UNTOUCHED;
+        pool_destroy(pool);
+        CHECK_INT_EQ(errno, UNTOUCHED);
+    }
+
+    pool_t *pool = pool_create(64, 4, ONE_BUFFER);
+    REQUIRE(pool != NULL);
+    for (int i = 0; i < 9; i++)
+        REQUIRE(pool_alloc(pool) != NULL);
+    pool_stats_t s = pool_stats(pool);
+    REQUIRE(s.slabs == 3);
+    void *newest = pool->slabs;
+    size_t bytes = s.footprint / s.slabs;
+    fault_arm(FAULT_MUNMAP, 0, 1);
+    errno = UNTOUCHED;
+    pool_destroy(pool);
+    CHECK_INT_EQ(errno, UNTOUCHED);
+    CHECK_EQ(fault_failed(FAULT_MUNMAP), 1); /* the failure happened */
+    CHECK_EQ(fault_calls(FAULT_MUNMAP), 3);  /* and the others went on */
+    fault_disarm();
+    CHECK_INT_EQ(munmap(newest, bytes), 0); /* what destroy had to leave */
+}
+
+/* ---- Allocating and freeing ---------------------------------------------- */
+
+static void test_fresh_slab_is_handed_out_in_address_order(void)
 {
     pool_t *pool = pool_create(40, 16, ONE_BUFFER);
     REQUIRE(pool != NULL);
@@ -219,7 +351,7 @@ static void test_fixed_pool_runs_out_then_recovers(void)
         /* the failure changed nothing */
         pool_stats_t after = pool_stats(pool);
         CHECK_EQ(after.live, 5);
-        CHECK_EQ(after.chunks, 1);
+        CHECK_EQ(after.slabs, 1);
         CHECK_EQ(after.footprint, full.footprint);
         CHECK(pool_check(pool));
         /* one block back, one block out again: the same one, the only one
@@ -231,7 +363,7 @@ static void test_fixed_pool_runs_out_then_recovers(void)
     }
 }
 
-static void test_growing_pool_adds_chunks(void)
+static void test_growing_pool_adds_slabs(void)
 {
     for (size_t b = 0; b < NBACKINGS; b++) {
         pool_t *pool = pool_create(48, 4, backings[b]);
@@ -241,20 +373,58 @@ static void test_growing_pool_adds_chunks(void)
         for (int i = 0; i < 10; i++)
             REQUIRE((p[i] = pool_alloc(pool)) != NULL);
         pool_stats_t s = pool_stats(pool);
-        CHECK_EQ(s.chunks, 3); /* 4 + 4 + 4 blocks hold 10 */
+        CHECK_EQ(s.slabs, 3); /* 4 + 4 + 4 blocks hold 10 */
         CHECK_EQ(s.capacity, 12);
         CHECK_EQ(s.live, 10);
         CHECK_EQ(s.free, 2);
-        CHECK_EQ(s.footprint, 3 * footprint1); /* every chunk the same */
+        CHECK_EQ(s.footprint, 3 * footprint1); /* every slab the same */
         CHECK(pool_check(pool));
         for (int i = 0; i < 10; i++)
             pool_free(pool, p[i]);
         s = pool_stats(pool);
         CHECK_EQ(s.live, 0);
-        CHECK_EQ(s.chunks, 3); /* chunks stay until pool_destroy */
+        CHECK_EQ(s.slabs, 3); /* slabs stay until pool_destroy */
         CHECK(pool_check(pool));
         pool_destroy(pool);
     }
+}
+
+/* A failed mmap (common/fault.h) when a growing pool needs a slab: NULL
+ * with ENOMEM, and the pool exactly as it was, still usable. */
+static void test_failed_growth_changes_nothing(void)
+{
+    pool_t *pool = pool_create(64, 4, ONE_BUFFER);
+    REQUIRE(pool != NULL);
+    void *p[5];
+    for (int i = 0; i < 4; i++)
+        REQUIRE((p[i] = pool_alloc(pool)) != NULL);
+    pool_stats_t before = pool_stats(pool);
+    fault_arm(FAULT_MMAP, 0, 1);
+    errno = 0;
+    CHECK_NULL(pool_alloc(pool));
+    CHECK_INT_EQ(errno, ENOMEM);
+    CHECK_EQ(fault_failed(FAULT_MMAP), 1); /* the path that was meant */
+    fault_disarm();
+    pool_stats_t after = pool_stats(pool);
+    CHECK_EQ(after.slabs, before.slabs);
+    CHECK_EQ(after.capacity, before.capacity);
+    CHECK_EQ(after.live, before.live);
+    CHECK_EQ(after.free, 0);
+    CHECK_EQ(after.footprint, before.footprint);
+    CHECK(pool_check(pool));
+    /* the OS says yes again: the pool grows */
+    REQUIRE((p[4] = pool_alloc(pool)) != NULL);
+    CHECK_EQ(pool_stats(pool).slabs, 2);
+    CHECK(pool_check(pool));
+    pool_destroy(pool);
+
+    /* and pool_create, whose first slab cannot be mapped */
+    fault_arm(FAULT_MMAP, 0, 1);
+    errno = 0;
+    CHECK_NULL(pool_create(64, 4, ONE_BUFFER));
+    CHECK_INT_EQ(errno, ENOMEM);
+    CHECK_EQ(fault_failed(FAULT_MMAP), 1);
+    fault_disarm();
 }
 
 static void test_footprint_counts_what_was_obtained(void)
@@ -413,8 +583,7 @@ static void test_misuse_is_reported_in_checked_builds(void)
     }
 }
 
-/* ---- The checker catches a broken pool
- * --------------------------------------- */
+/* ---- The checker catches a broken pool ----------------------------------- */
 
 static void test_check_catches_damaged_state(void)
 {
@@ -424,46 +593,62 @@ static void test_check_catches_damaged_state(void)
         void *p = pool_alloc(pool);
         (void)pool_alloc(pool);
         REQUIRE(pool_check(pool));
+        /* The free list now holds 6 blocks: h0 -> h1 -> ... -> NULL. */
+        void *h0 = pool->free_head, *h1 = get_link(h0);
+
         /* Break copies of the state, one invariant at a time. */
         pool_t bad = *pool;
         bad.live++; /* the free list is then one block too long */
-        CHECK(!pool_check(&bad));
+        CHECK(check_says(&bad, "free list longer", ANYWHERE));
         bad = *pool;
         bad.live--;
-        CHECK(!pool_check(&bad));
+        CHECK(check_says(&bad, "free list shorter", NULL));
         bad = *pool;
         bad.capacity += 8;
         bad.live += 8;
-        CHECK(!pool_check(&bad)); /* more capacity than chunks */
+        CHECK(check_says(&bad, "capacity does not match the slabs", NULL));
         bad = *pool;
-        bad.chunk_count = 2;
+        bad.slab_count = 2; /* a slab that is not there */
         bad.capacity = 16;
         bad.live += 8;
-        CHECK(!pool_check(&bad)); /* a chunk that is not there */
+        CHECK(check_says(&bad, "slab list damaged", ANYWHERE));
         bad = *pool;
         bad.block_size = 8;
-        CHECK(!pool_check(&bad));
+        CHECK(check_says(&bad, "bad block size or stride", NULL));
         bad = *pool;
-        bad.free_head = NULL;
-        CHECK(!pool_check(&bad)); /* the free blocks are lost */
+        bad.q_count = CHECKED ? POOL_QUARANTINE + 1 : 1;
+        CHECK(check_says(&bad, "bad quarantine count", NULL));
         bad = *pool;
-        bad.free_head = p; /* a live block on the free list */
-        if (CHECKED)
-            CHECK(!pool_check(&bad));
+        bad.free_head = NULL; /* the free blocks are lost */
+        CHECK(check_says(&bad, "free list shorter", NULL));
         if (CHECKED) {
-            /* a block both on the free list and in the quarantine (the
-             * counts made to agree, so only that is wrong) */
+            /* A live block on the free list: its live bit says so. */
             bad = *pool;
-            bad.quarantine[0] = pool->free_head;
+            bad.free_head = p;
+            CHECK(check_says(&bad, "not a free block", p));
+            /* h1 both on the free list and in the quarantine, h0 lost:
+             * the counts and the live bits agree, only that is wrong. */
+            bad = *pool;
+            bad.free_head = h1;
+            bad.quarantine[0] = h1;
+            bad.q_first = 0;
             bad.q_count = 1;
-            bad.live--;
-            CHECK(!pool_check(&bad));
-            /* a live block in the quarantine */
+            CHECK(check_says(&bad, "block both quarantined and free", h1));
+            /* A live block in the quarantine, h0 lost: the same. */
             bad = *pool;
+            bad.free_head = h1;
             bad.quarantine[0] = p;
+            bad.q_first = 0;
             bad.q_count = 1;
-            bad.live--;
-            CHECK(!pool_check(&bad));
+            CHECK(check_says(&bad, "quarantined block is not a free block", p));
+            /* The control: h0 moved from the free list to the quarantine
+             * is a sound pool. */
+            bad = *pool;
+            bad.free_head = h1;
+            bad.quarantine[0] = h0;
+            bad.q_first = 0;
+            bad.q_count = 1;
+            CHECK(pool_check(&bad));
         }
         CHECK(pool_check(pool));
         pool_destroy(pool);
@@ -483,23 +668,19 @@ static void test_check_catches_damaged_links(void)
         pool_free(pool, y); /* the list is now y -> x -> ... */
         REQUIRE(pool_check(pool));
 
-        /* what x links to now, to put back after each damage */
-        track_mem_defined(x, sizeof(void *));
-        void *rest = ((pool_free_block_t *)x)->next;
-        track_mem_noaccess(x, sizeof(void *));
-
-        set_link(x, y); /* a cycle: y -> x -> y */
-        CHECK(!pool_check(pool));
+        void *rest = get_link(x); /* to put back after each damage */
+        set_link(x, y);           /* a cycle: y -> x -> y */
+        CHECK(check_says(pool, "free list longer", ANYWHERE));
         static _Alignas(16) unsigned char elsewhere[64];
         set_link(x, elsewhere); /* out of the pool */
-        CHECK(!pool_check(pool));
+        CHECK(check_says(pool, "not a free block", elsewhere));
         set_link(x, live + 16); /* into the middle of a block */
-        CHECK(!pool_check(pool));
+        CHECK(check_says(pool, "not a free block", live + 16));
         set_link(x, NULL); /* the rest of the list is lost */
-        CHECK(!pool_check(pool));
+        CHECK(check_says(pool, "free list shorter", NULL));
         if (CHECKED) {
             set_link(x, live); /* a live block */
-            CHECK(!pool_check(pool));
+            CHECK(check_says(pool, "not a free block", live));
         }
         set_link(x, rest); /* repaired */
         CHECK(pool_check(pool));
@@ -507,8 +688,7 @@ static void test_check_catches_damaged_links(void)
     }
 }
 
-/* ---- The drawing
- * ----------------------------------------------------------------- */
+/* ---- The drawing --------------------------------------------------------- */
 
 static void test_dump_draws_blocks_and_free_list_order(void)
 {
@@ -543,7 +723,7 @@ static void test_dump_draws_blocks_and_free_list_order(void)
     /* the block drawn '0' is the one handed out next, '1' after it */
     REQUIRE(zero_at < 8);
     CHECK_PTR_EQ(pool_alloc(pool), p[0] + zero_at * pool->stride);
-    CHECK(strstr(out, "free list: c0.3 -> c0.1 -> c0.5") != NULL);
+    CHECK(strstr(out, "free list: s0.3 -> s0.1 -> s0.5") != NULL);
     CHECK(strstr(out, "-> NULL") != NULL);
     CHECK(strstr(out, "3 live, 5 free") != NULL);
     pool_destroy(pool);
@@ -576,9 +756,9 @@ typedef struct live_block {
     unsigned char tag;
 } live_block;
 
-static void random_run(unsigned flags, size_t size, size_t per_chunk)
+static void random_run(unsigned flags, size_t size, size_t per_slab)
 {
-    pool_t *pool = pool_create(size, per_chunk, flags);
+    pool_t *pool = pool_create(size, per_slab, flags);
     REQUIRE(pool != NULL);
     size_t bs = pool->block_size;
     static live_block live[MAX_LIVE];
@@ -592,7 +772,7 @@ static void random_run(unsigned flags, size_t size, size_t per_chunk)
             if (p == NULL) { /* only a fixed pool may run out */
                 CHECK(flags & POOL_FIXED);
                 CHECK_INT_EQ(errno, ENOMEM);
-                CHECK_EQ(nlive, per_chunk);
+                CHECK_EQ(nlive, per_slab);
             } else {
                 REQUIRE(is_aligned(p, POOL_ALIGN));
                 unsigned char tag = (unsigned char)test_rand();
@@ -621,8 +801,7 @@ static void test_random_ops_keep_invariants(void)
     }
 }
 
-/* ---- The conformance suite, as a fixed-size allocator
- * ------------------------ */
+/* ---- The conformance suite, as a fixed-size allocator -------------------- */
 
 /* The pool has no size argument: a caller asks for a block, and the block
  * is block_size bytes. The adapter refuses what cannot fit, as a caller of
@@ -691,11 +870,14 @@ int main(int argc, char **argv)
     RUN_TEST(test_create_rejects_bad_arguments);
     RUN_TEST(test_create_refuses_impossible_sizes);
     RUN_TEST(test_destroy_null_and_free_null_do_nothing);
-    RUN_TEST(test_fresh_chunk_is_handed_out_in_address_order);
+    RUN_TEST(test_free_leaves_errno_alone);
+    RUN_TEST(test_destroy_leaves_errno_alone);
+    RUN_TEST(test_fresh_slab_is_handed_out_in_address_order);
     RUN_TEST(test_free_list_is_last_in_first_out);
     RUN_TEST(test_blocks_are_distinct_and_keep_their_data);
     RUN_TEST(test_fixed_pool_runs_out_then_recovers);
-    RUN_TEST(test_growing_pool_adds_chunks);
+    RUN_TEST(test_growing_pool_adds_slabs);
+    RUN_TEST(test_failed_growth_changes_nothing);
     RUN_TEST(test_footprint_counts_what_was_obtained);
     RUN_TEST(test_quarantine_delays_reuse);
     RUN_TEST(test_fill_bytes_mark_fresh_blocks);

@@ -44,6 +44,10 @@
 #   BENCH_NO_CALLGRIND=1      skip step 3
 #   BENCH_CALLGRIND_SCALE=F   ops under callgrind, as a share of the normal
 #                             run (default 0.1: callgrind is ~50x slower)
+#   BENCH_PRELOAD='n=path ..' more mallocs to run the system side on, before
+#                             jemalloc, tcmalloc and mimalloc: the earlier
+#                             stages' libmalloc.so (stage.mk passes those the
+#                             Makefile names in BENCH_STAGES), each row named n
 #   BENCH_ENTRY='f g ...'     the stage's entry points, for the allocator-only
 #                             count (stage.mk passes the Makefile's); list
 #                             those the bench calls and none that another
@@ -81,6 +85,7 @@ run_args=()
 # ---- The machine: a reader needs it to judge the figures ----------------
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
 load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
+[ -n "${BENCH_CC:-}" ] && echo "== $stage built by $BENCH_CC (release flavour: -O2)"
 echo "== $stage bench on $(uname -m), $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs (${cpu:-unknown CPU}), load average ${load:-?}"
 
 # ---- 1. Against the system malloc ---------------------------------------
@@ -113,11 +118,23 @@ others=(
   "tcmalloc|libtcmalloc_minimal.so.4 libtcmalloc.so.4|libtcmalloc-minimal4"
   "mimalloc|libmimalloc.so.2|libmimalloc2.0"
 )
+# The earlier stages' libraries come first, named after their stage, given
+# by path ("path|" in the soname field: no ldconfig lookup).
+stage_libs=()
+for entry in ${BENCH_PRELOAD:-}; do
+  stage_libs+=("${entry%%=*}|path:${entry#*=}|")
+done
 preloaded=() # "name|path" of each malloc that ran
-for entry in "${others[@]}"; do
+for entry in "${stage_libs[@]}" "${others[@]}"; do
   IFS='|' read -r name sonames package <<<"$entry"
+  if [ "${sonames#path:}" != "$sonames" ]; then
+    lib=${sonames#path:}
+    if [ ! -f "$lib" ]; then
+      echo "$name: $lib is not built: skipped"
+      continue
+    fi
   # shellcheck disable=SC2086 # sonames is a list
-  if ! lib=$(find_lib $sonames); then
+  elif ! lib=$(find_lib $sonames); then
     echo "$name: not installed (apt-get install $package): skipped"
     continue
   fi

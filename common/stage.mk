@@ -15,7 +15,14 @@
 #     MISUSE  := bad_bump               # the deliberate-bug program (optional)
 #     EXTRA_PROGRAMS :=                 # programs the tests run, built beside
 #                                       # them in each flavour (optional)
+#     FUZZ    := fuzz_bump              # the libFuzzer harness (optional):
+#                                       # fuzz_bump.c defines fuzz_stage_run
+#                                       # (common/fuzz.h)
+#     FUZZ_RUNS := 3000                 # its runs in `make test` (optional)
 #     include ../common/stage.mk
+#
+# Known-bad variants: every mutants/NAME.patch is a small bug that the
+# stage's TESTS must catch (common/mutants.sh); `make test` runs them.
 #
 # Optional parts for the stages that are a real malloc (04 on):
 #
@@ -35,6 +42,9 @@
 #                                       # mode) to `make test`; `make tsan`
 #     BENCH_EXTRA  := replay_fl         # more bench programs (release), run by
 #     BENCH_EXTRA_ARGS := ...           #   `make bench` after bench.sh
+#     BENCH_STAGES := 04-freelist       # earlier stages whose libmalloc.so
+#                                       # runs the bench's system side too,
+#                                       # a row each, built when missing
 #
 # `make run CMD='sort file'` runs a command (in the stage's folder) with
 # build/$(SHLIB) preloaded as its malloc.
@@ -79,6 +89,14 @@ VALGRIND_FLAGS := -q --error-exitcode=99 --leak-check=full \
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
+# The compiler that built build/: a change of CC (make CC=clang test after a
+# gcc build) rebuilds everything, instead of mixing objects or measuring
+# another compiler's code without saying so.
+CC_ID := $(shell $(CC) --version 2>/dev/null | head -n 1)
+CC_STAMP := build/cc.stamp
+$(shell mkdir -p build; [ "$$(cat $(CC_STAMP) 2>/dev/null)" = '$(CC_ID)' ] || \
+  echo '$(CC_ID)' > $(CC_STAMP))
+
 # Compiler lines are shown as "CC file"; make V=1 shows them whole.
 Q := $(if $(V),,@)
 
@@ -88,7 +106,8 @@ RESULTS := build/results.txt
 TALLY := $(COMMON)/tally.sh $(RESULTS)
 
 .PHONY: all test valgrind asan tsan misuse bench demo lint format clean help \
-	run run-unit run-valgrind run-asan run-tsan run-misuse run-scripts
+	run run-unit run-valgrind run-asan run-tsan run-misuse run-scripts \
+	mutants run-mutants fuzz run-fuzz soak
 .DEFAULT_GOAL := all
 
 all: $(foreach f,debug release,$(addprefix build/$f/,$(PROGRAMS))) \
@@ -97,12 +116,12 @@ all: $(foreach f,debug release,$(addprefix build/$f/,$(PROGRAMS))) \
 # ---- Build rules, one set per flavour -----------------------------------
 
 define FLAVOUR_RULES
-build/$(1)/%.o: %.c
+build/$(1)/%.o: %.c $$(CC_STAMP)
 	@mkdir -p $$(@D)
 	@echo "  CC      $$@"
 	$$(Q)$$(CC) $$(CSTD) $$(WARN) $$(CFLAGS_$(1)) $$(DEBUG_INFO) $$(CPPFLAGS_ALL) -MMD -MP -c $$< -o $$@
 
-build/$(1)/common/%.o: $$(COMMON)/%.c
+build/$(1)/common/%.o: $$(COMMON)/%.c $$(CC_STAMP)
 	@mkdir -p $$(@D)
 	@echo "  CC      $$@"
 	$$(Q)$$(CC) $$(CSTD) $$(WARN) $$(CFLAGS_$(1)) $$(DEBUG_INFO) $$(CPPFLAGS_ALL) -MMD -MP -c $$< -o $$@
@@ -123,7 +142,7 @@ FAULT_WRAP := $(foreach f,mmap munmap madvise mprotect,-Wl,--wrap=$(f))
 $(foreach f,$(FLAVOURS),$(eval $(call FLAVOUR_RULES,$(f))))
 
 # The preloadable library: position-independent objects of its own.
-build/pic/%.o: %.c
+build/pic/%.o: %.c $(CC_STAMP)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CSTD) $(WARN) $(CFLAGS_release) $(DEBUG_INFO) $(CPPFLAGS_ALL) -fPIC -MMD -MP -c $< -o $@
@@ -147,11 +166,13 @@ endif
 # The public targets start a fresh build/results.txt, add their runs to it,
 # and print the total last: `test` is every flavour of every test, then the
 # misuse checks; `valgrind`, `asan` and `misuse` are one kind of run alone.
-test valgrind asan tsan misuse:
+MUTANTS := $(wildcard mutants/*.patch)
+test valgrind asan tsan misuse mutants:
 	@rm -f $(RESULTS)
 	@$(MAKE) --no-print-directory $(if $(filter test,$@),run-unit run-valgrind run-asan \
 	  $(if $(THREADED),run-tsan) $(if $(MISUSE),run-misuse) \
-	  $(if $(TEST_SCRIPTS)$(SHLIB),run-scripts),run-$@)
+	  $(if $(TEST_SCRIPTS)$(SHLIB),run-scripts) $(if $(MUTANTS),run-mutants) \
+	  $(if $(FUZZ),run-fuzz),run-$@)
 	@$(COMMON)/tally.sh --total $(STAGE) $(RESULTS)
 
 run-unit: $(addprefix build/debug/,$(TESTS) $(EXTRA_PROGRAMS)) \
@@ -194,10 +215,98 @@ run-misuse: build/valgrind/$(MISUSE) build/asan/$(MISUSE)
 	@$(TALLY) "$(STAGE) $(MISUSE) (misuse)" $(COMMON)/misuse.sh \
 	  build/valgrind/$(MISUSE) build/asan/$(MISUSE)
 
+# ---- Known-bad variants (mutants) -------------------------------------------
+
+# Each mutant is built in the checked flavour only (one build per mutant is
+# the cost), with warnings but not -Werror: a student's bug compiles.
+run-mutants: build/debug/libcommon.a
+	@$(TALLY) "$(STAGE) mutants" env CC='$(CC)' \
+	  CFLAGS='$(CSTD) -Wall -Wextra $(CFLAGS_debug) $(DEBUG_INFO)' \
+	  CPPFLAGS='-D_DEFAULT_SOURCE $(EXTRA_CPPFLAGS)' LDFLAGS='$(FAULT_WRAP)' \
+	  LDLIBS='$(LDLIBS_ALL)' ALLOC='$(ALLOC)' \
+	  $(COMMON)/mutants.sh $(STAGE) build/debug/libcommon.a $(TESTS)
+
+# ---- Fuzzing and the soak run ------------------------------------------------
+
+# The harness is built with clang's libFuzzer, ASan and UBSan, checked
+# (ALLOC_DEBUG), whatever CC is. `make fuzz` runs it for SECONDS (default
+# 60); `make fuzz REPRO=file` replays one input; `make test` runs FUZZ_RUNS
+# seeded runs. Without libFuzzer the runs are skipped with a note.
+FUZZ_CC ?= clang
+FUZZ_RUNS ?= 500
+SECONDS ?= 60
+FUZZ_FLAGS := -O1 -g -DALLOC_DEBUG -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_SRCS := $(FUZZ).c $(ALLOC)
+FUZZ_RUN := $(COMMON)/fuzz/run.sh build/fuzz/$(FUZZ) fuzz build/fuzz/seeds \
+	build/fuzz/corpus
+FUZZ_NONE := echo "fuzz: $(FUZZ_CC) cannot build libFuzzer programs (on Debian: \
+	apt-get install clang libclang-rt-14-dev): 0 passed, 0 failed, 1 skipped"
+
+# common/fuzz.c (the block table) is built without libFuzzer's coverage
+# instrumentation: its byte-by-byte pattern loops would otherwise be most of
+# the fuzzer's time, and coverage of the harness's own bookkeeping guides
+# nothing. ASan and UBSan still watch it.
+build/fuzz/fuzz_common.o: $(COMMON)/fuzz.c $(COMMON)/fuzz.h
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(CSTD) $(WARN) -O1 -g -fsanitize=address,undefined \
+	  -fno-sanitize-recover=all $(DEBUG_INFO) $(CPPFLAGS_ALL) -c $< -o $@
+build/fuzz/$(FUZZ): $(FUZZ_SRCS) build/fuzz/fuzz_common.o $(COMMON)/fuzz/entry.c \
+	  $(wildcard *.h) $(COMMON)/fuzz.h
+	@mkdir -p $(@D)
+	@echo "  FUZZ    $@"
+	$(Q)$(FUZZ_CC) $(CSTD) $(WARN) $(FUZZ_FLAGS) $(DEBUG_INFO) $(CPPFLAGS_ALL) \
+	  $(FUZZ_SRCS) $(COMMON)/fuzz/entry.c build/fuzz/fuzz_common.o -o $@ $(LDLIBS_ALL)
+
+# The seed corpus: the committed traces in fuzz.h's operation language.
+build/fuzz/trace2fuzz: $(COMMON)/fuzz/trace2fuzz.c $(COMMON)/trace.c $(COMMON)/fuzz.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CSTD) $(WARN) -O1 $(CPPFLAGS_ALL) $^ -o $@ -lm
+build/fuzz/seeds/.made: build/fuzz/trace2fuzz $(wildcard $(COMMON)/traces/*.rep)
+	@rm -rf $(@D) && mkdir -p $(@D)
+	$(Q)build/fuzz/trace2fuzz $(@D) $(wildcard $(COMMON)/traces/*.rep) >/dev/null
+	@touch $@
+
+fuzz:
+	$(if $(FUZZ),,@echo "$(STAGE) has no fuzzer"; exit 2)
+	@if $(COMMON)/fuzz/run.sh --have $(FUZZ_CC); then \
+	  $(MAKE) --no-print-directory build/fuzz/$(FUZZ) build/fuzz/seeds/.made && \
+	  FUZZ_SECONDS=$(SECONDS) REPRO='$(REPRO)' $(FUZZ_RUN); \
+	else $(FUZZ_NONE); fi
+
+run-fuzz:
+	@if $(COMMON)/fuzz/run.sh --have $(FUZZ_CC); then \
+	  $(MAKE) --no-print-directory build/fuzz/$(FUZZ) build/fuzz/seeds/.made && \
+	  $(TALLY) "$(STAGE) $(FUZZ) ($(FUZZ_RUNS) runs)" env FUZZ_RUNS=$(FUZZ_RUNS) $(FUZZ_RUN); \
+	else $(TALLY) "$(STAGE) $(FUZZ)" $(FUZZ_NONE); fi
+
+# The soak run: the same harness on ten million random operations, checked
+# every ten thousand (FUZZ_OPS, FUZZ_CHECK_EVERY and TEST_SEED override),
+# in a checked build at -O2. Not part of `make test`.
+build/soak/$(FUZZ): $(FUZZ).c $(ALLOC) $(COMMON)/fuzz.c $(COMMON)/fuzz/soak.c
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CSTD) $(WARN) -O2 -g -DALLOC_DEBUG $(DEBUG_INFO) $(CPPFLAGS_ALL) \
+	  $^ -o $@ $(LDLIBS_ALL)
+
+soak: $(if $(FUZZ),build/soak/$(FUZZ))
+	$(if $(FUZZ),,@echo "$(STAGE) has no fuzzer, so no soak run"; exit 2)
+	@rm -f $(RESULTS)
+	@$(TALLY) "$(STAGE) soak" build/soak/$(FUZZ)
+	@cat build/logs/$(STAGE)_soak.log
+	@$(COMMON)/tally.sh --total $(STAGE) $(RESULTS)
+
 # ---- Bench and demo -----------------------------------------------------
 
+# The earlier stages' libraries, as name=path for bench.sh (built first).
+BENCH_PRELOAD = $(foreach s,$(BENCH_STAGES),$(s)=$(abspath ../$(s)/build/libmalloc.so))
 bench: build/release/$(BENCH) $(addprefix build/release/,$(BENCH_EXTRA))
-	@BENCH_ENTRY='$(BENCH_ENTRY)' $(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
+	@for s in $(BENCH_STAGES); do \
+	  if [ -d ../$$s ]; then $(MAKE) --no-print-directory -C ../$$s build/libmalloc.so >/dev/null \
+	    || echo "bench: could not build ../$$s/build/libmalloc.so"; \
+	  else echo "bench: stage $$s is not in this tree: its row is left out"; fi; \
+	done
+	@BENCH_CC='$(CC_ID)' BENCH_ENTRY='$(BENCH_ENTRY)' BENCH_PRELOAD='$(BENCH_PRELOAD)' $(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
 	@for b in $(BENCH_EXTRA); do build/release/$$b $(BENCH_EXTRA_ARGS) || exit 1; done
 
 demo: build/debug/$(DEMO)
@@ -220,3 +329,5 @@ help:
 	@echo "$(STAGE): make [all|test|valgrind|asan|misuse|bench|demo|lint|format|clean]"
 	$(if $(THREADED),@echo "  make tsan: the tests under ThreadSanitizer")
 	$(if $(SHLIB),@echo "  make run CMD='...': a program on build/$(SHLIB)")
+	$(if $(MUTANTS),@echo "  make mutants: its known-bad variants, each caught by a test")
+	$(if $(FUZZ),@echo "  make fuzz [SECONDS=600] [REPRO=file]; make soak")

@@ -55,7 +55,9 @@ void test_init(int argc, char **argv)
     T.binary = slash ? slash + 1 : argv[0];
     T.only = getenv("TEST_ONLY");
     const char *v = getenv("TEST_VERBOSE");
-    T.verbose = v == NULL ? 0 : (strcmp(v, "2") == 0 ? 2 : 1);
+    T.verbose = v == NULL || *v == '\0' || strcmp(v, "0") == 0 ? 0
+                : strcmp(v, "2") == 0                          ? 2
+                                                               : 1;
     T.quick = getenv("TEST_QUICK") != NULL;
 #ifdef TEST_HAVE_VALGRIND
     if (RUNNING_ON_VALGRIND)

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# common/mutants.sh: a stage's known-bad variants, each one a small named bug
+# that its tests must catch.
+#
+#   mutants.sh STAGE LIBCOMMON TESTS...     (run by `make mutants` in a stage)
+#
+# A mutant is a patch file NN-name/mutants/NAME.patch: a unified diff of the
+# stage's sources (made with `diff -u a/fl.c b/fl.c`, applied with patch -p1),
+# whose first line says what the bug is, the way a student makes it:
+#
+#     The split leaves a remainder below the 32-byte minimum chunk.
+#     --- a/fl.c
+#     +++ b/fl.c
+#     @@ ...
+#
+# For each mutant: the stage's sources are copied to build/mutants/NAME/, the
+# patch applied there (the stage's own files are never touched), the test
+# programs built against it in one flavour (checked: ALLOC_DEBUG, so the
+# checker and the misuse checks run), and run one after the other until one
+# fails. A mutant is caught when a test fails, crashes, aborts or hangs
+# (timeout); it is missed when every test passes: a gap in the tests. A
+# patch that no longer applies, or a mutant that does not build, is an
+# error, not a catch. One line per mutant says which, and which test cases
+# caught it. Prints "mutants: N passed, N failed" last (passed: caught).
+#
+# The environment gives the compiler and flags (common/stage.mk sets them):
+# CC, CFLAGS, CPPFLAGS, LDFLAGS, LDLIBS, ALLOC (the allocator's sources).
+# MUTANT=NAME runs one. Each test run has MUTANT_TIMEOUT seconds (default 120).
+set -u
+stage=$1 libcommon=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+shift 2
+tests=("$@")
+common=$(cd "$(dirname "$0")" && pwd)
+timeout_s=${MUTANT_TIMEOUT:-120}
+caught=0 missed=0 errors=0
+shopt -s nullglob
+patches=(mutants/*.patch)
+[ ${#patches[@]} -gt 0 ] || { echo "$stage: no mutants (mutants/*.patch)"; echo "mutants: 0 passed, 0 failed"; exit 0; }
+
+for patch in "${patches[@]}"; do
+  name=$(basename "$patch" .patch)
+  [ -n "${MUTANT:-}" ] && [ "$MUTANT" != "$name" ] && continue
+  what=$(head -n 1 "$patch")
+  dir=build/mutants/$name
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cp ./*.c ./*.h "$dir"/
+  if ! patch -s -p1 -d "$dir" --no-backup-if-mismatch <"$patch" >"$dir/patch.log" 2>&1; then
+    errors=$((errors + 1))
+    printf '  ERROR   %-28s the patch no longer applies (see %s/patch.log)\n' "$name" "$dir"
+    continue
+  fi
+  built=1
+  for t in "${tests[@]}"; do
+    # shellcheck disable=SC2086
+    if ! $CC $CFLAGS $CPPFLAGS -I"$dir" -I"$common" "$dir/$t.c" \
+        $(for s in $ALLOC; do printf '%s ' "$dir/$s"; done) "$libcommon" \
+        $LDFLAGS -o "$dir/$t" $LDLIBS >"$dir/build.log" 2>&1; then
+      built=0
+      break
+    fi
+  done
+  if [ $built -eq 0 ]; then
+    errors=$((errors + 1))
+    printf '  ERROR   %-28s does not build (see %s/build.log)\n' "$name" "$dir"
+    continue
+  fi
+  by=""
+  for t in "${tests[@]}"; do
+    log=$dir/$t.log
+    # (The braces' redirection silences bash's own "Segmentation fault".)
+    { TEST_VERBOSE=2 timeout "$timeout_s" "$dir/$t" >"$log" 2>&1; status=$?; } 2>/dev/null
+    [ $status -eq 0 ] && continue
+    cases=$(grep -oE '^FAIL [^ ]+' "$log" | cut -c6- | head -n 3 | paste -sd, -)
+    last=$(grep -E '^run  ' "$log" | tail -n 1 | cut -c6-)
+    if [ $status -eq 124 ]; then
+      by="$t: hung in $last (timeout ${timeout_s} s)"
+    elif [ -n "$cases" ]; then
+      by="$t: $cases"
+    elif [ $status -gt 128 ]; then
+      by="$t: killed by signal $((status - 128)) in $last"
+    else
+      by="$t: exit $status in $last"
+    fi
+    break
+  done
+  if [ -n "$by" ]; then
+    caught=$((caught + 1))
+    printf '  caught  %-28s by %s\n' "$name" "$by"
+  else
+    missed=$((missed + 1))
+    printf '  MISSED  %-28s every test passed: %s\n' "$name" "$what"
+  fi
+done
+total=$((caught + missed + errors))
+echo "$stage: $caught of $total mutants caught"
+echo "mutants: $caught passed, $((missed + errors)) failed"
+[ $((missed + errors)) -eq 0 ]
