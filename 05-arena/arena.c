@@ -525,16 +525,18 @@ static unsigned next_marked_bin(arena_t *a, unsigned from)
 
 /* Step 8: cuts nb bytes from the top chunk (which holds nb + MINSIZE at
  * least); the rest is the new top. The heap's clean mark moves past the new
- * top's header, the first word written above it; the arena remembers where
- * the chunk's never-written part began, for calloc. */
+ * top's header, the first word written above it; for a calloc, the arena
+ * remembers where the chunk's never-written part began. */
 mchunk *split_top(arena_t *a, size_t nb)
 {
     mchunk *victim = a->top;
     size_t size = chunksize(victim);
     mchunk *rem = chunk_at(victim, nb);
     heap_info *h = heap_of(victim);
-    a->fresh_chunk = victim;
-    a->fresh_from = h->clean;
+    if (a->want_fresh) {
+        a->fresh_chunk = victim;
+        a->fresh_from = h->clean;
+    }
     a->top = rem;
     set_head(victim, nb | PREV_INUSE | arena_flag(a));
     set_head(rem, (size - nb) | PREV_INUSE);
@@ -875,6 +877,7 @@ void arena_init_state(arena_t *a)
     a->system_mem = 0;
     a->nheaps = 0;
     a->locks = a->contended = a->consolidations = 0;
+    a->want_fresh = false;
     a->fresh_chunk = NULL;
     a->fresh_from = NULL;
 }

@@ -181,7 +181,8 @@ heap_info *new_heap(size_t size, size_t pad)
         return NULL;
     }
     os_add(&os_count.mprotects, 1);
-    track_mem_undefined(p, size);
+    track_mem_undefined(p, sizeof(heap_info));
+    heap_commit_noaccess(p + sizeof(heap_info), size - sizeof(heap_info));
     heap_info *h = (heap_info *)p;
     h->magic = HEAP_MAGIC ^ (uintptr_t)h;
     h->ar = NULL;

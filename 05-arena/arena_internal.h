@@ -287,8 +287,9 @@ typedef struct arena {
     size_t locks;           /* lock acquisitions */
     size_t contended;       /* of which another thread held the lock */
     size_t consolidations;  /* malloc_consolidate runs */
-    mchunk *fresh_chunk;    /* the last chunk cut from the top, and where */
-    char *fresh_from;       /* its never-written bytes begin (calloc) */
+    bool want_fresh;        /* a calloc asks: record the next top cut */
+    mchunk *fresh_chunk;    /* that chunk, and where its never-written */
+    char *fresh_from;       /* bytes begin (NULL outside a calloc) */
     /* Guarded by list_lock (arena_thread.c). */
     struct arena *next; /* every arena, the main one first */
     unsigned index;     /* 0 for the main arena, then 1, 2, ... */

@@ -507,6 +507,26 @@ static size_t dirty_bytes(const arena_t *a, const char *p, size_t n)
     return (size_t)(a->fresh_from - p) < n ? (size_t)(a->fresh_from - p) : n;
 }
 
+/* A chunk of nb bytes from arena a for a calloc of n, and in *dirty how
+ * many of its first bytes must be cleared. The arena records the top cut
+ * for this request only: a pointer to a block's start left in the arena
+ * would make the memory tools' leak check see a leaked block as reachable. */
+static char *calloc_in(arena_t *a, size_t nb, size_t n, arena_thread *t,
+                       size_t *dirty)
+{
+    arena_lock(a);
+    a->want_fresh = true;
+    a->fresh_chunk = NULL;
+    char *p = int_malloc(a, nb, t);
+    if (p != NULL)
+        *dirty = dirty_bytes(a, p, n);
+    a->want_fresh = false;
+    a->fresh_chunk = NULL;
+    a->fresh_from = NULL;
+    arena_unlock(a);
+    return p;
+}
+
 /* calloc, as glibc's: it goes to the arena (not the cache), which knows how
  * much of the chunk it hands out has never been written. */
 void *arena_calloc(size_t nmemb, size_t size)
@@ -519,20 +539,9 @@ void *arena_calloc(size_t nmemb, size_t size)
     arena_thread *t = &self;
     arena_t *a = t->arena != NULL ? t->arena : thread_start(t);
     size_t nb = request2size(n), dirty = n;
-    arena_lock(a);
-    a->fresh_chunk = NULL; /* set again only if this request splits the top */
-    char *p = int_malloc(a, nb, t->limit > 0 ? t : NULL);
-    if (p != NULL)
-        dirty = dirty_bytes(a, p, n);
-    arena_unlock(a);
-    if (p == NULL && (a = retry_arena(t, a)) != NULL) {
-        arena_lock(a);
-        a->fresh_chunk = NULL;
-        p = int_malloc(a, nb, NULL);
-        if (p != NULL)
-            dirty = dirty_bytes(a, p, n);
-        arena_unlock(a);
-    }
+    char *p = calloc_in(a, nb, n, t->limit > 0 ? t : NULL, &dirty);
+    if (p == NULL && (a = retry_arena(t, a)) != NULL)
+        p = calloc_in(a, nb, n, NULL, &dirty);
     if (p == NULL)
         return NULL;
     block_out(p, n, true);
