@@ -372,35 +372,32 @@ static size_t kib(size_t n)
     return (n + 1023) / 1024;
 }
 
-/* One heap as rows of cells: '|' a chunk's start, '#' in use, 'f' in a
- * fast bin, 't' in this thread's cache, '.' free in a bin, 'T' the top,
- * ' ' the committed but unused end of a closed heap. */
+/* One heap as rows of cells, from its first chunk to its top chunk (or to
+ * its end, for an older heap): '|' a chunk's start, '#' in use, 't' in this
+ * thread's cache, 'f' in a fast bin, '.' free in a bin. */
 static void dump_heap(arena_t *a, heap_info *h, const marks *m, FILE *out)
 {
     char cells[DUMP_CELLS];
     char *first = (char *)heap_first_chunk(h), *end = (char *)h + h->size;
-    size_t area = (size_t)(end - first);
+    char *stop = heap_of(a->top) == h ? (char *)a->top : end;
+    size_t area = (size_t)(stop - first);
     size_t cell = (area + DUMP_CELLS - 1) / DUMP_CELLS;
     cell = cell < 16 ? 16 : (cell + 15) & ~(size_t)15;
     size_t ncells = (area + cell - 1) / cell;
     memset(cells, ' ', sizeof cells);
     size_t used = 0, nfree = 0;
-    for (mchunk *c = (mchunk *)first; (char *)c < end;) {
+    for (mchunk *c = (mchunk *)first; (char *)c < stop;) {
         size_t size = chunksize(c);
-        if (c == a->top)
-            size = (size_t)(end - (char *)c);
         if (size == 0)
-            break;
+            break; /* a closed heap's end */
         char body = '#';
-        if (c == a->top)
-            body = 'T';
-        else if ((char *)c + size + CHUNK_HDR <= end && !inuse_at(c, size))
+        if ((char *)c + size + CHUNK_HDR <= end && !inuse_at(c, size))
             body = '.';
         else if (mark_of(m, c) != 0)
             body = mark_of(m, c);
         if (body == '.')
             nfree++;
-        else if (body != 'T')
+        else
             used++;
         size_t off = (size_t)((char *)c - first);
         size_t lo = off / cell, hi = (off + size - 1) / cell;
@@ -408,14 +405,15 @@ static void dump_heap(arena_t *a, heap_info *h, const marks *m, FILE *out)
             cells[i] = body;
         if (hi > lo) /* a chunk of several cells starts with a bar */
             cells[lo] = '|';
-        if (c == a->top)
-            break;
         c = chunk_at(c, size);
     }
     fprintf(out,
             "  heap %p: %zu KiB used of 64 MiB (%zu KiB committed), %zu "
-            "chunks used, %zu free; one cell = %zu bytes\n",
-            (void *)h, kib(h->size), kib(h->committed), used, nfree, cell);
+            "chunks in use, %zu free",
+            (void *)h, kib(h->size), kib(h->committed), used, nfree);
+    if (ncells > 0)
+        fprintf(out, "; one cell = %zu bytes", cell);
+    fputc('\n', out);
     for (size_t i = 0; i < ncells; i += DUMP_ROW) {
         size_t k = ncells - i < DUMP_ROW ? ncells - i : DUMP_ROW;
         fprintf(out, "    %8zu %.*s\n", (size_t)(first - (char *)h) + i * cell,
@@ -523,7 +521,8 @@ void arena_dump(FILE *out)
         for (heap_info *h = a->heap; h != NULL; h = h->prev)
             dump_heap(a, h, &m, out);
         if (a->top != NULL)
-            fprintf(out, "  top chunk: %zu bytes\n", chunksize(a->top));
+            fprintf(out, "  top chunk: %zu bytes, then the heap's reserve\n",
+                    chunksize(a->top));
         dump_bins(a, out);
         m.n = mine;
         arena_unlock(a);
@@ -541,8 +540,7 @@ void arena_dump(FILE *out)
             "threshold %zu KiB)\n",
             n, kib(bytes), kib(param_get(&mp.mmap_threshold)),
             kib(param_get(&mp.trim_threshold)));
-    fprintf(out, "per-thread caches (legend: | chunk start, # in use, t in "
-                 "this thread's cache, f fast bin, . free, T top):\n");
+    fprintf(out, "per-thread caches:\n");
     thread_dump d = {out, me};
     threads_foreach(dump_thread, &d);
     fprintf(out, "footprint %zu KiB (peak %zu KiB)\n", kib(arena_footprint()),
