@@ -135,7 +135,6 @@ static int commit(const char *bug)
         if (moved == NULL || moved == p)
             return 1;
         ((volatile unsigned char *)p)[0] = 7;
-        p = moved;
     } else if (strcmp(bug, "overflow") == 0) {
         ((volatile unsigned char *)p)[20] = 0xEE; /* one past the end */
     } else if (strcmp(bug, "uninitialised-read") == 0) {
