@@ -60,7 +60,8 @@ static const char *check_heap(arena_t *a, heap_info *h, walk_sums *sum)
     if ((uintptr_t)h % ARENA_HEAP_SIZE != 0)
         return "heap not aligned to its size";
     if (h->size % page != 0 || h->committed % page != 0 ||
-        h->size > h->committed || h->committed > ARENA_HEAP_SIZE)
+        h->reserved % page != 0 || h->size > h->committed ||
+        h->committed > h->reserved || h->reserved > ARENA_HEAP_SIZE)
         return "heap sizes not page multiples in order";
     mchunk *first = heap_first_chunk(h);
     if (h->clean < (char *)first || h->clean > (char *)h + h->committed)

@@ -9,7 +9,7 @@
  * bits cleared, and the heap's header (heap_info) names its arena: that is
  * how free finds a chunk's arena with no search and no global lock.
  *
- *   heap (64 MB reserved, PROT_NONE)
+ *   heap (64 MB reserved, PROT_NONE; less under an address-space limit)
  *   +--------+--------------------------------+- - - - - - - - - - - - - -+
  *   | header | chunks ...      | top chunk    |  reserve: no access, not  |
  *   +--------+--------------------------------+  charged, not resident    |
@@ -52,12 +52,13 @@
  * time. Setting either threshold stops the movement (glibc's rule).
  *
  * Under an address-space limit (ulimit -v), a 64 MB reservation can fail
- * where a smaller mapping would not. Then: a new heap is first tried as a
- * 128 MB reservation trimmed to an aligned 64 MB (one try), then as 64 MB
- * at the next aligned address (enough room for one heap, no more); a new
- * arena that cannot get its heap is not created (the thread shares an
- * existing arena: arena_thread.c); and a request that no heap can hold gets
- * a mapping of its own, whatever its size.
+ * where a smaller mapping would not. Then, in order: a heap is reserved as
+ * 64 MB at the next aligned address (enough room for one heap, no more),
+ * then as a smaller heap (half, a quarter, ... down to what the request
+ * needs): what the mask needs is the alignment, not the size; a new arena
+ * that cannot get a heap is not created (the thread shares an existing
+ * arena: arena_thread.c); and a request that no heap can hold gets a
+ * mapping of its own, whatever its size.
  */
 #define _GNU_SOURCE /* mremap, MREMAP_MAYMOVE */
 #include "arena_internal.h"
@@ -123,61 +124,87 @@ mchunk *heap_first_chunk(const heap_info *h)
 
 /* ---- Heaps -------------------------------------------------------------- */
 
-/* 64 MB of address space at a 64 MB-aligned address, no access; NULL if the
- * OS refuses (see the header on address-space limits). */
-static void *reserve_aligned(void)
+/* `len` bytes of address space, no access: at exactly `at` if at is not
+ * NULL (a hint, not MAP_FIXED: if the kernel puts it elsewhere, the try
+ * failed), else where the kernel likes. NULL if refused. */
+static char *reserve_at(char *at, size_t len)
 {
     const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
-    char *p = mmap(NULL, 2 * ARENA_HEAP_SIZE, PROT_NONE, flags, -1, 0);
-    if (p != MAP_FAILED) {
-        os_add(&os_count.mmaps, 1);
-        char *h = (char *)align_up((uintptr_t)p, ARENA_HEAP_SIZE);
-        size_t front = (size_t)(h - p), back = ARENA_HEAP_SIZE - front;
-        if (front > 0 && munmap(p, front) == 0)
-            os_add(&os_count.munmaps, 1);
-        if (back > 0 && munmap(h + ARENA_HEAP_SIZE, back) == 0)
-            os_add(&os_count.munmaps, 1);
-        return h;
-    }
-    /* Room for one heap only: map 64 MB, and if it is not aligned, try
-     * again at the aligned address inside it (a hint, not MAP_FIXED). */
-    p = mmap(NULL, ARENA_HEAP_SIZE, PROT_NONE, flags, -1, 0);
+    char *p = mmap(at, len, PROT_NONE, flags, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     os_add(&os_count.mmaps, 1);
-    if (((uintptr_t)p & (ARENA_HEAP_SIZE - 1)) == 0)
+    if (at == NULL || p == at)
         return p;
-    char *hint = (char *)align_up((uintptr_t)p, ARENA_HEAP_SIZE);
-    if (munmap(p, ARENA_HEAP_SIZE) == 0)
-        os_add(&os_count.munmaps, 1);
-    p = mmap(hint, ARENA_HEAP_SIZE, PROT_NONE, flags, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    os_add(&os_count.mmaps, 1);
-    if (p == hint)
-        return p;
-    if (munmap(p, ARENA_HEAP_SIZE) == 0)
+    if (munmap(p, len) == 0)
         os_add(&os_count.munmaps, 1);
     return NULL;
+}
+
+static void unreserve(char *p, size_t len)
+{
+    if (len > 0 && munmap(p, len) == 0)
+        os_add(&os_count.munmaps, 1);
+}
+
+/*
+ * `len` bytes (at most ARENA_HEAP_SIZE) of address space at an address
+ * aligned to ARENA_HEAP_SIZE, no access; NULL if the OS refuses. First
+ * twice the heap size, trimmed to its aligned part (glibc's way); when that
+ * much address space is not to be had (an address-space limit), `len`
+ * bytes where the kernel puts them, if that is aligned, else at the aligned
+ * addresses just above and just below.
+ */
+static char *reserve_aligned(size_t len)
+{
+    char *p = reserve_at(NULL, 2 * ARENA_HEAP_SIZE);
+    if (p != NULL) {
+        char *h = (char *)align_up((uintptr_t)p, ARENA_HEAP_SIZE);
+        unreserve(p, (size_t)(h - p));
+        unreserve(h + len, (size_t)(p + 2 * ARENA_HEAP_SIZE - (h + len)));
+        return h;
+    }
+    if ((p = reserve_at(NULL, len)) == NULL)
+        return NULL;
+    if (((uintptr_t)p & (ARENA_HEAP_SIZE - 1)) == 0)
+        return p;
+    unreserve(p, len);
+    char *up = (char *)align_up((uintptr_t)p, ARENA_HEAP_SIZE);
+    char *h = reserve_at(up, len);
+    return h != NULL ? h : reserve_at(up - ARENA_HEAP_SIZE, len);
 }
 
 /*
  * A new heap whose first `size` bytes (its header included) are committed,
  * plus `pad` more if the reservation has room; NULL if the OS refuses.
- * The caller sets h->ar and links it.
+ * It reserves ARENA_HEAP_SIZE; under an address-space limit that refuses
+ * so much, and if `smaller` allows it, half as much, and so on down to what
+ * `size` needs (1 MiB at least): a smaller heap still starts at an aligned
+ * address, so that the mask finds its header. Only a request that must be
+ * served asks for a smaller heap: a new arena that took what address space
+ * is left would leave none for the next thread's stack, and the thread can
+ * share an arena instead. The caller sets h->ar and links it.
  */
-heap_info *new_heap(size_t size, size_t pad)
+heap_info *new_heap(size_t size, size_t pad, bool smaller)
 {
     size_t page = page_size();
     if (size > ARENA_HEAP_SIZE)
         return NULL;
-    size = align_up(size + pad <= ARENA_HEAP_SIZE ? size + pad : size, page);
-    char *p = reserve_aligned();
-    if (p == NULL)
-        return NULL;
+    size_t least = align_up(size, page);
+    if (least < ((size_t)1 << 20))
+        least = (size_t)1 << 20;
+    if (!smaller)
+        least = ARENA_HEAP_SIZE;
+    size_t reserved = ARENA_HEAP_SIZE;
+    char *p;
+    while ((p = reserve_aligned(reserved)) == NULL) {
+        if (reserved <= least)
+            return NULL;
+        reserved = reserved / 2 > least ? reserved / 2 : least;
+    }
+    size = align_up(size + pad <= reserved ? size + pad : size, page);
     if (mprotect(p, size, PROT_READ | PROT_WRITE) != 0) {
-        if (munmap(p, ARENA_HEAP_SIZE) == 0)
-            os_add(&os_count.munmaps, 1);
+        unreserve(p, reserved);
         return NULL;
     }
     os_add(&os_count.mprotects, 1);
@@ -189,6 +216,7 @@ heap_info *new_heap(size_t size, size_t pad)
     h->prev = NULL;
     h->size = size;
     h->committed = size;
+    h->reserved = reserved;
     h->clean = p + size;
     footprint_add(size);
     return h;
@@ -200,7 +228,7 @@ void delete_heap(heap_info *h)
     footprint_sub(h->size);
     h->magic = 0;
     track_mem_undefined(h, h->committed); /* no poison left behind */
-    if (munmap(h, ARENA_HEAP_SIZE) == 0)
+    if (munmap(h, h->reserved) == 0)
         os_add(&os_count.munmaps, 1);
 }
 
@@ -210,7 +238,7 @@ void delete_heap(heap_info *h)
 static int grow_heap(heap_info *h, size_t diff)
 {
     size_t new_size = h->size + diff;
-    if (new_size > ARENA_HEAP_SIZE)
+    if (new_size > h->reserved)
         return -1;
     if (new_size > h->committed) {
         char *from = (char *)h + h->committed;
@@ -291,7 +319,7 @@ void *sysmalloc(arena_t *a, size_t nb)
 
     if (a->top == NULL) { /* the main arena's very first heap */
         heap_info *h =
-            new_heap(sizeof(heap_info) + CHUNK_HDR + nb + MINSIZE, pad);
+            new_heap(sizeof(heap_info) + CHUNK_HDR + nb + MINSIZE, pad, true);
         if (h != NULL) {
             h->ar = a;
             a->heap = h;
@@ -309,14 +337,14 @@ void *sysmalloc(arena_t *a, size_t nb)
         heap_info *h = heap_of(top);
         size_t need = nb + MINSIZE - tsize;
         size_t diff = align_up(need + pad, page);
-        if (h->size + diff > ARENA_HEAP_SIZE)
+        if (h->size + diff > h->reserved)
             diff = align_up(need, page);
         if (grow_heap(h, diff) == 0) {
             a->system_mem += diff;
             set_head(top, (tsize + diff) | PREV_INUSE);
         } else {
-            heap_info *h2 =
-                new_heap(sizeof(heap_info) + CHUNK_HDR + nb + MINSIZE, pad);
+            heap_info *h2 = new_heap(
+                sizeof(heap_info) + CHUNK_HDR + nb + MINSIZE, pad, true);
             if (h2 != NULL) {
                 h2->ar = a;
                 h2->prev = h;
@@ -375,7 +403,7 @@ bool heap_trim(arena_t *a, size_t pad, bool force)
             before = chunk_before(newtop, prev_size(newtop));
             newsize += prev_size(newtop);
         }
-        if (newsize + (ARENA_HEAP_SIZE - ph->size) < pad + MINSIZE + page)
+        if (newsize + (ph->reserved - ph->size) < pad + MINSIZE + page)
             break; /* the older heap could not hold the pad */
         if (before != NULL) {
             unlink_chunk(a, before, "arena_free");

@@ -312,7 +312,7 @@ static inline mchunk *bin_at(arena_t *a, unsigned i)
  * heap_of(chunk) is a mask. A thread arena's first heap holds the arena
  * struct right after the header.
  *
- *   size <= committed <= ARENA_HEAP_SIZE, all multiples of the page size
+ *   size <= committed <= reserved <= ARENA_HEAP_SIZE, page multiples
  */
 typedef struct heap_info {
     uintptr_t magic;        /* HEAP_MAGIC ^ its own address */
@@ -320,6 +320,8 @@ typedef struct heap_info {
     struct heap_info *prev; /* the arena's next older heap, or NULL */
     size_t size;            /* bytes in use from the start (glibc's size) */
     size_t committed;       /* bytes read-write (glibc's mprotect_size) */
+    size_t reserved;        /* bytes of address space: ARENA_HEAP_SIZE, or
+                               less under an address-space limit */
     char *clean;            /* bytes from here on, up to `committed`, are
                                known to be zero: never written since the
                                OS gave them (calloc skips clearing them) */
@@ -481,7 +483,7 @@ void *int_memalign(arena_t *a, size_t align, size_t nb);
 
 /* arena_heap.c: heaps, the top chunk's growth and trim, mapped chunks. */
 void *sysmalloc(arena_t *a, size_t nb);
-heap_info *new_heap(size_t size, size_t pad);
+heap_info *new_heap(size_t size, size_t pad, bool smaller);
 void delete_heap(heap_info *h);
 bool heap_trim(arena_t *a, size_t pad, bool force);
 void *mmap_chunk(size_t nb);

@@ -761,7 +761,7 @@ static arena_t *new_arena(void)
 {
     heap_info *h =
         new_heap(sizeof(heap_info) + sizeof(arena_t) + CHUNK_HDR + MINSIZE,
-                 param_get(&mp.top_pad));
+                 param_get(&mp.top_pad), false);
     if (h == NULL)
         return NULL;
     arena_t *a = (arena_t *)(h + 1);

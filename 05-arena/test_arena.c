@@ -1527,9 +1527,10 @@ static void test_fork_with_a_busy_thread(void)
     CHECK(sound());
 }
 
-/* Under an address-space limit that leaves room for a few heaps only, eight
- * threads still get memory: arenas that cannot get a heap are not made,
- * the threads share. (In a child: the limit is for the whole process.) */
+/* Under an address-space limit, eight threads still get memory: arenas that
+ * cannot get a heap are not made (the threads share), and when not even
+ * one 64 MB heap fits, a smaller one is reserved, still at an aligned
+ * address. In a child: the limit is for the whole process. */
 static void *limited_alloc(void *arg)
 {
     int *bad = arg;
@@ -1542,40 +1543,54 @@ static void *limited_alloc(void *arg)
     return NULL;
 }
 
+/* The child: room for the process as it is plus `room` bytes. Exit 0 if
+ * every allocation was served, the heap sound, and (when `small`) the main
+ * arena's heap is a smaller one. */
+static void limited_child(size_t room, bool small)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    char line[128] = {0};
+    if (f == NULL || fgets(line, sizeof line, f) == NULL)
+        _exit(2);
+    fclose(f);
+    unsigned long pages = strtoul(line, NULL, 10);
+    struct rlimit rl;
+    rl.rlim_cur = rl.rlim_max = pages * page_size() + room;
+    if (setrlimit(RLIMIT_AS, &rl) != 0)
+        _exit(2);
+    int bad = 0;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, (size_t)256 * 1024);
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+        if (pthread_create(&t[i], &attr, limited_alloc, &bad) != 0)
+            _exit(4);
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    bool shape = !small || (main_arena.heap != NULL &&
+                            main_arena.heap->reserved < ARENA_HEAP_SIZE);
+    _exit(bad == 0 && arena_check() && shape ? 0 : 1);
+}
+
 static void test_address_space_limit(void)
 {
     if (TRACK_ENABLED || UNDER_TSAN) {
         test_skip("the tools reserve address space of their own");
         return;
     }
-    fresh();
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* room for the process as it is, plus about two heaps */
-        FILE *f = fopen("/proc/self/statm", "r");
-        char line[128] = {0};
-        if (f == NULL || fgets(line, sizeof line, f) == NULL)
-            _exit(2);
-        fclose(f);
-        unsigned long pages = strtoul(line, NULL, 10);
-        struct rlimit rl;
-        rl.rlim_cur = rl.rlim_max = pages * page_size() + (150u << 20);
-        if (setrlimit(RLIMIT_AS, &rl) != 0)
-            _exit(2);
-        int bad = 0;
-        pthread_t t[8];
-        for (int i = 0; i < 8; i++)
-            if (pthread_create(&t[i], NULL, limited_alloc, &bad) != 0)
-                _exit(4);
-        for (int i = 0; i < 8; i++)
-            pthread_join(t[i], NULL);
-        _exit(bad == 0 && arena_check() ? 0 : 1);
+    const size_t rooms[2] = {(size_t)150 << 20, (size_t)40 << 20};
+    for (int i = 0; i < 2; i++) {
+        fresh();
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0)
+            limited_child(rooms[i], i == 1);
+        int status = 0;
+        waitpid(pid, &status, 0);
+        CHECK(WIFEXITED(status));
+        CHECK_EQ(WEXITSTATUS(status), 0);
     }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status));
-    CHECK_EQ(WEXITSTATUS(status), 0);
 }
 
 /* ---- The drawing -------------------------------------------------------- */
