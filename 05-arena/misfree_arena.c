@@ -65,7 +65,9 @@ static void fastbin_dup(void)
     free_fn(a);
     free_fn(b);
     free_fn(a);
-    printf("%p %p %p\n", malloc(40), malloc(40), malloc(40));
+    for (int i = 0; i < 3; i++)
+        keep[8 + i] = malloc(40); /* a, b, then a again: the same block */
+    printf("%p %p %p\n", keep[8], keep[9], keep[10]);
 }
 
 static void double_free_500(void)
