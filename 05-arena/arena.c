@@ -648,6 +648,23 @@ void malloc_consolidate(arena_t *a)
 
 /* ---- Free --------------------------------------------------------------- */
 
+/* Is chunk p on fast bin idx? A walk of the bin (the caller holds a's
+ * lock), made only when p carries fastbin_key: on a double free, or by a
+ * chance of one in 2^64. */
+bool fastbin_holds(const arena_t *a, unsigned idx, const mchunk *p)
+{
+    for (mchunk *c = a->fastbins[idx]; c != NULL;
+         c = protect_ptr(chunk2mem(c),
+                         (void *)(uintptr_t)word_get(chunk2mem(c)))) {
+        if (!aligned_ok(c))
+            arena_fatal("arena_free", chunk2mem(p),
+                        "corrupted fast bin: unaligned link");
+        if (c == p)
+            return true;
+    }
+    return false;
+}
+
 /*
  * Frees chunk p of `size` bytes into arena a, whose lock the caller holds
  * (steps 2 to 5 of the overview). The caller has made the cheap checks and
@@ -670,17 +687,9 @@ void int_free(arena_t *a, mchunk *p, size_t size)
         /* glibc stops at the check above: "a, b, a" slips through it and
          * hands a out twice. A fast chunk carries fastbin_key, so a second
          * free finds it there and searches the bin to make sure. */
-        if (word_get(slot + SIZE_SZ) == fastbin_key)
-            for (mchunk *c = old; c != NULL;
-                 c = protect_ptr(chunk2mem(c),
-                                 (void *)(uintptr_t)word_get(chunk2mem(c)))) {
-                if (!aligned_ok(c))
-                    arena_fatal("arena_free", slot,
-                                "corrupted fast bin: unaligned link");
-                if (c == p)
-                    arena_fatal("arena_free", slot,
-                                "double free (the chunk is in a fast bin)");
-            }
+        if (word_get(slot + SIZE_SZ) == fastbin_key && fastbin_holds(a, idx, p))
+            arena_fatal("arena_free", slot,
+                        "double free (the chunk is in a fast bin)");
         if (old != NULL && fastbin_index(chunksize(old)) != idx)
             arena_fatal("arena_free", slot,
                         "corrupted fast bin: its top chunk has the wrong size");

@@ -474,6 +474,7 @@ void arena_init_state(arena_t *a);
 void *int_malloc(arena_t *a, size_t nb, arena_thread *t);
 void int_free(arena_t *a, mchunk *p, size_t size);
 void int_free_merge(arena_t *a, mchunk *p, size_t size);
+bool fastbin_holds(const arena_t *a, unsigned idx, const mchunk *p);
 void unsorted_insert(arena_t *a, mchunk *c, size_t size);
 void malloc_consolidate(arena_t *a);
 void unlink_chunk(arena_t *a, mchunk *p, const char *fn);

@@ -144,6 +144,8 @@ _Noreturn void arena_fatal(const char *fn, const void *p, const char *what)
 
 static void thread_exit(void *arg);
 static arena_t *thread_start(arena_thread *t);
+static void tcache_double_free(arena_thread *t, char *e, size_t tidx,
+                               const char *fn);
 static void release_chunk(arena_thread *t, mchunk *c, const char *fn);
 
 /* ---- Checked builds: the trailer, the slack, the quarantine ------------- */
@@ -256,22 +258,12 @@ static void checked_free(arena_thread *t, mchunk *c, void *p, const char *fn)
     size_t tidx = csize2tidx(size);
     if (!(h & IS_MMAPPED) && tidx < TCACHE_BINS &&
         word_get((char *)p + SIZE_SZ) == tcache_key)
-        for (char *x = t->entries[tidx]; x != NULL;
-             x = protect_ptr(x, (void *)(uintptr_t)word_get(x)))
-            if (x == p)
-                arena_fatal(fn, p,
-                            "double free (the block is in this "
-                            "thread's cache)");
-    if (!(h & IS_MMAPPED) && word_get((char *)p + SIZE_SZ) == fastbin_key) {
+        tcache_double_free(t, p, tidx, fn);
+    if (!(h & IS_MMAPPED) && size <= param_get(&mp.max_fast) &&
+        word_get((char *)p + SIZE_SZ) == fastbin_key) {
         arena_t *a = (h & NON_MAIN_ARENA) ? heap_of(c)->ar : &main_arena;
         arena_lock(a);
-        bool in_fast = false;
-        if (size <= param_get(&mp.max_fast))
-            for (mchunk *x = a->fastbins[fastbin_index(size)];
-                 x != NULL && !in_fast;
-                 x = protect_ptr(chunk2mem(x),
-                                 (void *)(uintptr_t)word_get(chunk2mem(x))))
-                in_fast = x == c;
+        bool in_fast = fastbin_holds(a, fastbin_index(size), c);
         arena_unlock(a);
         if (in_fast)
             arena_fatal(fn, p, "double free (the chunk is in a fast bin)");
