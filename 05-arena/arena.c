@@ -757,7 +757,9 @@ void int_free_merge(arena_t *a, mchunk *p, size_t size)
     if (size >= FASTBIN_CONSOLIDATION_THRESHOLD) {
         if (a->have_fastchunks)
             malloc_consolidate(a);
-        heap_trim(a, param_get(&mp.top_pad), false);
+        if (chunksize(a->top) >= param_get(&mp.trim_threshold) ||
+            (a->heap->prev != NULL && a->top == heap_first_chunk(a->heap)))
+            heap_trim(a, param_get(&mp.top_pad), false);
     }
 }
 

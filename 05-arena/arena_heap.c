@@ -114,14 +114,6 @@ void heap_commit_noaccess(char *from, size_t n)
     track_mem_noaccess(from, n);
 }
 
-mchunk *heap_first_chunk(const heap_info *h)
-{
-    uintptr_t start = (uintptr_t)(h + 1);
-    if (h->ar == (const arena_t *)(h + 1)) /* a thread arena's first heap */
-        start = (uintptr_t)((const arena_t *)start + 1);
-    return (mchunk *)align_up(start, 16);
-}
-
 /* ---- Heaps -------------------------------------------------------------- */
 
 /* `len` bytes of address space, no access: at exactly `at` if at is not
@@ -226,9 +218,10 @@ heap_info *new_heap(size_t size, size_t pad, bool smaller)
 void delete_heap(heap_info *h)
 {
     footprint_sub(h->size);
+    size_t committed = h->committed, reserved = h->reserved;
     h->magic = 0;
-    track_mem_undefined(h, h->committed); /* no poison left behind */
-    if (munmap(h, h->reserved) == 0)
+    track_mem_undefined(h, committed); /* no poison left behind */
+    if (munmap(h, reserved) == 0)
         os_add(&os_count.munmaps, 1);
 }
 
@@ -381,14 +374,30 @@ void *sysmalloc(arena_t *a, size_t nb)
  * whole pages (arena_trim forces this step whatever the threshold).
  * Returns true if anything went back.
  */
+static bool heap_release(arena_t *a, heap_info *h, mchunk *top, size_t pad,
+                         bool force);
+
 bool heap_trim(arena_t *a, size_t pad, bool force)
 {
     heap_info *h = a->heap;
     if (h == NULL)
         return false;
+    mchunk *top = a->top;
+    if (!force && chunksize(top) < param_get(&mp.trim_threshold) &&
+        (h->prev == NULL || top != heap_first_chunk(h)))
+        return false;  /* the common case: nothing to give back */
+    int saved = errno; /* free keeps errno, whatever munmap and madvise do */
+    bool released = heap_release(a, h, top, pad, force);
+    errno = saved;
+    return released;
+}
+
+/* heap_trim's work, once it is known that there may be some. */
+static bool heap_release(arena_t *a, heap_info *h, mchunk *top, size_t pad,
+                         bool force)
+{
     size_t page = page_size();
     bool released = false;
-    mchunk *top = a->top;
     while (top == heap_first_chunk(h) && h->prev != NULL) {
         heap_info *ph = h->prev;
         char *pend = (char *)ph + ph->size;
@@ -523,7 +532,7 @@ static mmap_link *mapping_of(mchunk *c, const char *fn, size_t *len)
  * Frees mapped chunk c: the mmap threshold moves up to its size (and the
  * trim threshold to twice it) if it is bigger and at most 32 MiB, then the
  * mapping goes back to the OS. A failed munmap loses the mapping (nothing
- * else can be done) and leaves errno to the caller, which restores it.
+ * else can be done); errno is kept, as free must.
  */
 void free_mmapped(mchunk *c, const char *fn)
 {
@@ -542,8 +551,10 @@ void free_mmapped(mchunk *c, const char *fn)
     }
     footprint_sub(len);
     track_mem_undefined(l, len); /* no poison left behind */
+    int saved = errno;           /* free keeps errno, whatever munmap does */
     if (munmap(l, len) == 0)
         os_add(&os_count.munmaps, 1);
+    errno = saved;
 }
 
 /*

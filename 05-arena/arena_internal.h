@@ -338,7 +338,13 @@ extern arena_t main_arena;
 
 /* The first chunk of heap h: after the header, and for a thread arena's
  * first heap after its arena struct too, 16-byte aligned. */
-mchunk *heap_first_chunk(const heap_info *h);
+static inline mchunk *heap_first_chunk(const heap_info *h)
+{
+    uintptr_t start = (uintptr_t)(h + 1);
+    if (h->ar == (const arena_t *)(h + 1)) /* a thread arena's first heap */
+        start = (uintptr_t)((const arena_t *)start + 1);
+    return (mchunk *)((start + ALIGN_MASK) & ~(uintptr_t)ALIGN_MASK);
+}
 
 /* ---- Threads and their caches ------------------------------------------- */
 
@@ -494,9 +500,40 @@ size_t trim_interiors(arena_t *a);
 void heap_commit_noaccess(char *from, size_t n);
 size_t page_size(void);
 
-/* arena_thread.c: locks, and the arena list for the checker. */
-void arena_lock(arena_t *a);
-void arena_unlock(arena_t *a);
+/*
+ * An arena's lock. glibc's flag that the process has one thread, which its
+ * pthread_create clears before the new thread runs: while it is set, no
+ * other thread can hold or take an arena lock, and the lock is skipped
+ * (glibc's own malloc does the same, its SINGLE_THREAD_P). The flag can
+ * change only in the thread that creates a thread, never between a lock
+ * and its unlock (the allocator creates none). Declared weak: on a C
+ * library without it the locks are always taken. The counts are for the
+ * figures (arena_stats): acquisitions, and those that had to wait.
+ */
+extern char __libc_single_threaded __attribute__((weak));
+
+static inline bool single_threaded(void)
+{
+    return &__libc_single_threaded != NULL &&
+           __atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED) != 0;
+}
+
+static inline void arena_lock(arena_t *a)
+{
+    if (!single_threaded() && pthread_mutex_trylock(&a->lock) != 0) {
+        pthread_mutex_lock(&a->lock);
+        a->contended++;
+    }
+    a->locks++;
+}
+
+static inline void arena_unlock(arena_t *a)
+{
+    if (!single_threaded())
+        pthread_mutex_unlock(&a->lock);
+}
+
+/* arena_thread.c: the arena list and the threads, for the checker. */
 arena_t *arena_list_first(void);
 arena_thread *thread_self(void);
 void process_start_once(void);

@@ -146,7 +146,9 @@ static void thread_exit(void *arg);
 static arena_t *thread_start(arena_thread *t);
 static void tcache_double_free(arena_thread *t, char *e, size_t tidx,
                                const char *fn);
+#if CHECKED
 static void release_chunk(arena_thread *t, mchunk *c, const char *fn);
+#endif
 
 /* ---- Checked builds: the trailer, the slack, the quarantine ------------- */
 
@@ -392,12 +394,11 @@ static arena_t *arena_of(const mchunk *c, size_t h, const char *fn)
     return hp->ar;
 }
 
-/* Steps 1 to 5 of free, in the chunk's own arena. Keeps errno: trimming may
- * call madvise or munmap. The chunk must lie inside one of the arena's
- * heaps (glibc checks the main arena's bounds the same way). */
+/* Steps 1 to 5 of free, in the chunk's own arena. The chunk must lie inside
+ * one of the arena's heaps (glibc checks the main arena's bounds the same
+ * way). errno is kept by heap_trim, which is what may call the OS here. */
 static void free_to_arena(mchunk *c, size_t size, size_t h, const char *fn)
 {
-    int saved = errno;
     arena_t *a = arena_of(c, h, fn);
     arena_lock(a);
     heap_info *hp = a->heap;
@@ -409,27 +410,43 @@ static void free_to_arena(mchunk *c, size_t size, size_t h, const char *fn)
                     "invalid pointer (outside every heap of its arena)");
     int_free(a, c, size);
     arena_unlock(a);
-    errno = saved;
 }
 
 /*
- * The real free of a checked block (for checked builds, out of the
- * quarantine): a mapped chunk is unmapped; else the thread's cache takes
- * it if it has room; else its arena does.
+ * The part of a free after the per-thread cache said no: a mapped chunk is
+ * unmapped; a thread that frees before it ever allocated starts (so that
+ * it gets a cache, as glibc's free gives it one) and offers the chunk to
+ * its new cache; else the chunk goes to its arena.
  */
-static void release_chunk(arena_thread *t, mchunk *c, const char *fn)
+static void free_chunk(arena_thread *t, mchunk *c, size_t h, const char *fn)
 {
-    size_t h = head(c), size = h & ~SIZE_BITS;
+    size_t size = h & ~SIZE_BITS;
     if (h & IS_MMAPPED) {
-        int saved = errno;
         free_mmapped(c, fn);
-        errno = saved;
         return;
     }
     if (size < MINSIZE || (size & ALIGN_MASK) != 0)
         arena_fatal(fn, chunk2mem(c), "invalid size");
     size_t tidx = csize2tidx(size);
-    if (tidx < TCACHE_BINS) {
+    if (t->state == THREAD_NEW && tidx < TCACHE_BINS) {
+        thread_start(t);
+        if (t->counts[tidx] < t->limit) {
+            tcache_put(t, c, tidx);
+            return;
+        }
+    }
+    free_to_arena(c, size, h, fn);
+}
+
+#if CHECKED
+/* A checked build's free for real, when a block leaves the quarantine: the
+ * thread's cache if it has room (the double-free search when the key is
+ * there), else free_chunk: what arena_free does in a release build. */
+static void release_chunk(arena_thread *t, mchunk *c, const char *fn)
+{
+    size_t h = head(c), size = h & ~SIZE_BITS;
+    size_t tidx = csize2tidx(size);
+    if (tidx < TCACHE_BINS && !(h & IS_MMAPPED) && (size & ALIGN_MASK) == 0) {
         char *e = chunk2mem(c);
         if (word_get(e + SIZE_SZ) == tcache_key)
             tcache_double_free(t, e, tidx, fn);
@@ -437,22 +454,16 @@ static void release_chunk(arena_thread *t, mchunk *c, const char *fn)
             tcache_put(t, c, tidx);
             return;
         }
-        if (t->state == THREAD_NEW) { /* a thread that frees first */
-            thread_start(t);
-            if (t->counts[tidx] < t->limit) {
-                tcache_put(t, c, tidx);
-                return;
-            }
-        }
     }
-    free_to_arena(c, size, h, fn);
+    free_chunk(t, c, h, fn);
 }
+#endif
 
 /*
  * Step 0 of free. The cheap checks glibc makes on every free (the pointer
  * aligned, the size not running past the end of memory), then the cache.
- * errno is saved only where the OS is called (free_to_arena and the
- * mapped chunks): nothing on the fast path can change it.
+ * errno is saved only where the OS is called (heap_trim and free_mmapped
+ * keep it): nothing on the other paths can change it.
  */
 void arena_free(void *p)
 {
@@ -468,7 +479,7 @@ void arena_free(void *p)
 #else
     arena_thread *t = &self;
     size_t tidx = csize2tidx(size);
-    if (tidx < TCACHE_BINS && !(h & IS_MMAPPED) && size >= MINSIZE) {
+    if (tidx < TCACHE_BINS && !(h & IS_MMAPPED) && (size & ALIGN_MASK) == 0) {
         char *e = p;
         if (word_get(e + SIZE_SZ) == tcache_key)
             tcache_double_free(t, e, tidx, "arena_free");
@@ -477,7 +488,7 @@ void arena_free(void *p)
             return;
         }
     }
-    release_chunk(t, c, "arena_free");
+    free_chunk(t, c, h, "arena_free");
 #endif
 }
 
@@ -673,20 +684,6 @@ size_t arena_chunk_size(size_t n)
 }
 
 /* ---- Locks -------------------------------------------------------------- */
-
-void arena_lock(arena_t *a)
-{
-    if (pthread_mutex_trylock(&a->lock) != 0) {
-        pthread_mutex_lock(&a->lock);
-        a->contended++;
-    }
-    a->locks++;
-}
-
-void arena_unlock(arena_t *a)
-{
-    pthread_mutex_unlock(&a->lock);
-}
 
 arena_t *arena_list_first(void)
 {

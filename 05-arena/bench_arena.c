@@ -1,0 +1,305 @@
+/*
+ * bench_arena.c: the arena allocator against the system malloc, side by
+ * side (common/bench.h). `make bench-05` runs it through common/bench.sh,
+ * which runs the system side again on stage 04's libmalloc.so (best fit:
+ * FL_POLICY=best, one lock) and on jemalloc, tcmalloc and mimalloc, and
+ * counts instructions per request under callgrind; then replay_arena.c
+ * replays the traces and threads_arena.c counts the lock acquisitions.
+ *
+ *   churn-64-1            one live 64-byte block: each step frees it and
+ *                         allocates it again (the per-thread cache alone)
+ *   churn-64-1000         1000 live 64-byte blocks, a random one replaced
+ *   churn-rand-1000       1000 live blocks of random sizes 1..1024
+ *   churn-rand-1000-nocache   the same ops with the per-thread cache off
+ *   churn-rand-1000-bins  the cache and the fast bins off: the bins alone
+ *   churn-rand-10000      10000 live blocks of random sizes
+ *   fifo-64               allocate 64-byte blocks, then free them in order
+ *   realloc-double        32 blocks doubling 16 B -> 64 KiB by realloc
+ *   big-256k              allocate and free one 256 KiB block: a mapping
+ *                         each time until the mmap threshold moves up
+ *   threads-N             N threads (1, 2, 4) churning 256 live blocks of
+ *                         16..512 bytes each; a quarter of the frees are of
+ *                         a block another thread allocated (handed over
+ *                         through an exchange of one atomic pointer, the
+ *                         same on every malloc)
+ *
+ * The churn cases follow common/bench.c's rule (bench_churn_system is the
+ * system side); the stage's side calls the arena API directly, as a
+ * program would. One allocator serves every case and repetition, as a
+ * program keeps its malloc; a case that changes a setting restores it.
+ */
+#include "arena.h"
+#include "bench.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHURN_OPS 400000
+
+/* ---- churn -------------------------------------------------------------- */
+
+static void churn_stage(bench_t *b, size_t ops, size_t size, size_t live,
+                        size_t cache, size_t max_fast)
+{
+    arena_set(ARENA_TCACHE_COUNT, cache);
+    arena_set(ARENA_MAX_FAST, max_fast);
+    void **s = bench_slots(live);
+    uint64_t x = BENCH_SEED;
+    for (size_t i = 0; i < live; i++)
+        s[i] = arena_malloc(bench_churn_size(size, bench_random(&x)));
+    bench_start(b);
+    for (size_t i = 0; i + 2 <= ops; i += 2) {
+        uint64_t r = bench_random(&x);
+        size_t k = bench_below(r, live);
+        arena_free(s[k]);
+        s[k] = arena_malloc(bench_churn_size(size, r));
+    }
+    bench_stop(b);
+    bench_keep(s[0]);
+    for (size_t i = 0; i < live; i++)
+        arena_free(s[i]);
+    arena_set(ARENA_TCACHE_COUNT, 7);
+    arena_set(ARENA_MAX_FAST, 120);
+}
+
+#define CHURN(name, size, live, cache, fast)                                   \
+    static void name##_stage(bench_t *b, size_t ops)                           \
+    {                                                                          \
+        churn_stage(b, ops, size, live, cache, fast);                          \
+    }                                                                          \
+    static void name##_system(bench_t *b, size_t ops)                          \
+    {                                                                          \
+        bench_churn_system(b, ops, size, live);                                \
+    }
+
+CHURN(churn_64_1, 64, 1, 7, 120)
+CHURN(churn_64_1000, 64, 1000, 7, 120)
+CHURN(churn_rand_1000, BENCH_SIZE_RANDOM, 1000, 7, 120)
+CHURN(churn_rand_1000_nocache, BENCH_SIZE_RANDOM, 1000, 0, 120)
+CHURN(churn_rand_1000_bins, BENCH_SIZE_RANDOM, 1000, 0, 0)
+CHURN(churn_rand_10000, BENCH_SIZE_RANDOM, 10000, 7, 120)
+
+/* ---- fifo-64, realloc-double, big-256k ------------------------------------
+ */
+
+static void fifo_stage(bench_t *b, size_t ops)
+{
+    size_t n = ops / 2;
+    void **s = bench_slots(n);
+    bench_start(b);
+    for (size_t i = 0; i < n; i++)
+        s[i] = arena_malloc(64);
+    for (size_t i = 0; i < n; i++)
+        arena_free(s[i]);
+    bench_stop(b);
+}
+
+static void fifo_system(bench_t *b, size_t ops)
+{
+    size_t n = ops / 2;
+    void **s = bench_slots(n);
+    bench_start(b);
+    for (size_t i = 0; i < n; i++)
+        s[i] = malloc(64);
+    for (size_t i = 0; i < n; i++)
+        free(s[i]);
+    bench_stop(b);
+}
+
+enum { GROWERS = 32, DOUBLINGS = 12 }; /* 16 B << 12 = 64 KiB */
+
+static void grow_stage(bench_t *b, size_t ops)
+{
+    void *p[GROWERS];
+    size_t rounds = ops / ((size_t)GROWERS * (DOUBLINGS + 2));
+    bench_start(b);
+    for (size_t r = 0; r < rounds; r++) {
+        for (size_t g = 0; g < GROWERS; g++)
+            p[g] = arena_malloc(16);
+        for (size_t d = 1; d <= DOUBLINGS; d++)
+            for (size_t g = 0; g < GROWERS; g++)
+                p[g] = arena_realloc(p[g], (size_t)16 << d);
+        for (size_t g = 0; g < GROWERS; g++)
+            arena_free(p[g]);
+    }
+    bench_stop(b);
+}
+
+static void grow_system(bench_t *b, size_t ops)
+{
+    void *p[GROWERS];
+    size_t rounds = ops / ((size_t)GROWERS * (DOUBLINGS + 2));
+    bench_start(b);
+    for (size_t r = 0; r < rounds; r++) {
+        for (size_t g = 0; g < GROWERS; g++)
+            p[g] = malloc(16);
+        for (size_t d = 1; d <= DOUBLINGS; d++)
+            for (size_t g = 0; g < GROWERS; g++) {
+                void *q = realloc(p[g], (size_t)16 << d);
+                if (q != NULL)
+                    p[g] = q;
+            }
+        for (size_t g = 0; g < GROWERS; g++)
+            free(p[g]);
+    }
+    bench_stop(b);
+}
+
+#define BIG ((size_t)256 * 1024)
+
+static void big_stage(bench_t *b, size_t ops)
+{
+    bench_start(b);
+    for (size_t i = 0; i + 2 <= ops; i += 2) {
+        char *p = arena_malloc(BIG);
+        p[0] = p[BIG - 1] = 1; /* touch it, as a program would */
+        bench_keep(p);
+        arena_free(p);
+    }
+    bench_stop(b);
+}
+
+static void big_system(bench_t *b, size_t ops)
+{
+    bench_start(b);
+    for (size_t i = 0; i + 2 <= ops; i += 2) {
+        char *p = malloc(BIG);
+        if (p == NULL)
+            break;
+        p[0] = p[BIG - 1] = 1;
+        bench_keep(p);
+        free(p);
+    }
+    bench_stop(b);
+}
+
+/* ---- threads ---------------------------------------------------------------
+ *
+ * Each thread keeps 256 live blocks and replaces a random one per step;
+ * one step in four, the freed block is first swapped with the one in a
+ * shared exchange slot (an atomic pointer), so that the block freed is one
+ * that some other thread allocated. The exchange costs every malloc the
+ * same: one atomic exchange.
+ */
+enum { THREAD_LIVE = 256, EXCHANGE = 64 };
+
+typedef struct thread_job {
+    size_t ops;    /* steps for this thread (two requests each) */
+    uint64_t seed; /* its own picker */
+    bool stage;    /* the arena API, or malloc/free */
+} thread_job;
+
+static void *exchange[EXCHANGE];
+
+static void *thread_main(void *arg)
+{
+    const thread_job *j = arg;
+    void *live[THREAD_LIVE];
+    uint64_t x = j->seed;
+    for (size_t i = 0; i < THREAD_LIVE; i++) {
+        size_t n = 16 + bench_below(bench_random(&x), 497);
+        live[i] = j->stage ? arena_malloc(n) : malloc(n);
+    }
+    for (size_t i = 0; i < j->ops; i++) {
+        uint64_t r = bench_random(&x);
+        size_t k = bench_below(r, THREAD_LIVE);
+        void *victim = live[k];
+        if ((r & 3) == 0) /* a quarter: free another thread's block */
+            victim =
+                __atomic_exchange_n(&exchange[bench_below(r << 16, EXCHANGE)],
+                                    victim, __ATOMIC_ACQ_REL);
+        size_t n = 16 + (size_t)(r & 511) % 497;
+        if (j->stage) {
+            arena_free(victim);
+            live[k] = arena_malloc(n);
+        } else {
+            free(victim);
+            live[k] = malloc(n);
+        }
+    }
+    for (size_t i = 0; i < THREAD_LIVE; i++) {
+        if (j->stage)
+            arena_free(live[i]);
+        else
+            free(live[i]);
+    }
+    return NULL;
+}
+
+static void threads_run(bench_t *b, size_t ops, int n, bool stage)
+{
+    thread_job jobs[4];
+    pthread_t t[4];
+    bench_start(b);
+    for (int i = 0; i < n; i++) {
+        jobs[i].ops = ops / 2 / (size_t)n;
+        jobs[i].seed = BENCH_SEED + 0x9E3779B97F4A7C15u * (uint64_t)(i + 1);
+        jobs[i].stage = stage;
+        if (pthread_create(&t[i], NULL, thread_main, &jobs[i]) != 0) {
+            fprintf(stderr, "bench_arena: pthread_create failed\n");
+            exit(1);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+    bench_stop(b);
+    for (int i = 0; i < EXCHANGE; i++) { /* untimed: the blocks left */
+        if (stage)
+            arena_free(exchange[i]);
+        else
+            free(exchange[i]);
+        exchange[i] = NULL;
+    }
+}
+
+#define THREADS(n)                                                             \
+    static void threads_##n##_stage(bench_t *b, size_t ops)                    \
+    {                                                                          \
+        threads_run(b, ops, n, true);                                          \
+    }                                                                          \
+    static void threads_##n##_system(bench_t *b, size_t ops)                   \
+    {                                                                          \
+        threads_run(b, ops, n, false);                                         \
+    }
+
+THREADS(1)
+THREADS(2)
+THREADS(4)
+
+// clang-format off
+static const bench_case cases[] = {
+    {"churn-64-1", "one live 64-byte block freed and allocated again",
+     CHURN_OPS, churn_64_1_stage, churn_64_1_system},
+    {"churn-64-1000", "1000 live 64-byte blocks, a random one replaced",
+     CHURN_OPS, churn_64_1000_stage, churn_64_1000_system},
+    {"churn-rand-1000", "1000 live blocks of 1..1024 B, a random one replaced",
+     CHURN_OPS, churn_rand_1000_stage, churn_rand_1000_system},
+    {"churn-rand-1000-nocache", "the same, the stage's per-thread cache off",
+     CHURN_OPS, churn_rand_1000_nocache_stage, churn_rand_1000_nocache_system},
+    {"churn-rand-1000-bins", "the same, the stage's cache and fast bins off",
+     CHURN_OPS, churn_rand_1000_bins_stage, churn_rand_1000_bins_system},
+    {"churn-rand-10000", "10000 live blocks of 1..1024 B",
+     CHURN_OPS, churn_rand_10000_stage, churn_rand_10000_system},
+    {"fifo-64", "allocate 64-byte blocks, then free them in order",
+     CHURN_OPS / 2, fifo_stage, fifo_system},
+    {"realloc-double", "32 blocks doubling 16 B -> 64 KiB by realloc, freed",
+     (size_t)GROWERS * (DOUBLINGS + 2) * 200, grow_stage, grow_system},
+    {"big-256k", "allocate, touch and free one 256 KiB block",
+     20000, big_stage, big_system},
+    {"threads-1", "1 thread, 256 live blocks of 16..512 B, 1/4 remote frees",
+     CHURN_OPS, threads_1_stage, threads_1_system},
+    {"threads-2", "2 threads, the same work split between them",
+     CHURN_OPS, threads_2_stage, threads_2_system},
+    {"threads-4", "4 threads, the same work split between them",
+     CHURN_OPS, threads_4_stage, threads_4_system},
+};
+// clang-format on
+
+int main(int argc, char **argv)
+{
+    return bench_main(argc, argv, "05-arena", cases,
+                      sizeof cases / sizeof cases[0]);
+}
