@@ -45,6 +45,11 @@
 #     BENCH_STAGES := 04-freelist       # earlier stages whose libmalloc.so
 #                                       # runs the bench's system side too,
 #                                       # a row each, built when missing
+#     BENCH_MALLOC := 1                 # `make bench` ends with
+#                                       # common/mallocbench/compare.sh: this
+#                                       # stage's libmalloc.so, BENCH_STAGES',
+#                                       # the system malloc and the others on
+#                                       # traces, threads and a burst
 #
 # `make run CMD='sort file'` runs a command (in the stage's folder) with
 # build/$(SHLIB) preloaded as its malloc.
@@ -290,7 +295,7 @@ build/soak/$(FUZZ): $(FUZZ).c $(ALLOC) $(COMMON)/fuzz.c $(COMMON)/fuzz/soak.c
 	  $^ -o $@ $(LDLIBS_ALL)
 
 soak: $(if $(FUZZ),build/soak/$(FUZZ))
-	$(if $(FUZZ),,@echo "$(STAGE) has no fuzzer, so no soak run"; exit 2)
+	$(if $(FUZZ),,@echo "$(STAGE) has no fuzzer, so no soak run"; exit 0)
 	@rm -f $(RESULTS)
 	@$(TALLY) "$(STAGE) soak" build/soak/$(FUZZ)
 	@cat build/logs/$(STAGE)_soak.log
@@ -300,7 +305,8 @@ soak: $(if $(FUZZ),build/soak/$(FUZZ))
 
 # The earlier stages' libraries, as name=path for bench.sh (built first).
 BENCH_PRELOAD = $(foreach s,$(BENCH_STAGES),$(s)=$(abspath ../$(s)/build/libmalloc.so))
-bench: build/release/$(BENCH) $(addprefix build/release/,$(BENCH_EXTRA))
+bench: build/release/$(BENCH) $(addprefix build/release/,$(BENCH_EXTRA)) \
+	  $(if $(BENCH_MALLOC),build/$(SHLIB))
 	@for s in $(BENCH_STAGES); do \
 	  if [ -d ../$$s ]; then $(MAKE) --no-print-directory -C ../$$s build/libmalloc.so >/dev/null \
 	    || echo "bench: could not build ../$$s/build/libmalloc.so"; \
@@ -308,6 +314,8 @@ bench: build/release/$(BENCH) $(addprefix build/release/,$(BENCH_EXTRA))
 	done
 	@BENCH_CC='$(CC_ID)' BENCH_ENTRY='$(BENCH_ENTRY)' BENCH_PRELOAD='$(BENCH_PRELOAD)' $(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
 	@for b in $(BENCH_EXTRA); do build/release/$$b $(BENCH_EXTRA_ARGS) || exit 1; done
+	$(if $(BENCH_MALLOC),@CC='$(CC)' $(COMMON)/mallocbench/compare.sh build \
+	  $(STAGE)=$(abspath build/$(SHLIB)) $(BENCH_PRELOAD))
 
 demo: build/debug/$(DEMO)
 	@build/debug/$(DEMO)

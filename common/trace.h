@@ -161,6 +161,11 @@ extern const trace_alloc trace_system_malloc;
 typedef struct trace_options {
     bool check_each_op;   /* call alloc->check() (if any) after every op */
     unsigned timing_reps; /* timed runs for the median; 0: no timing pass */
+    /* alloc->footprint is resident memory above a baseline, not the
+       allocator's own count: a reading below the live payload is then no
+       error (the first requests can land in pages that were resident
+       before the baseline) and counts as the live payload itself. */
+    bool footprint_at_least_live;
 } trace_options;
 
 typedef struct trace_result {
