@@ -1,10 +1,12 @@
 /*
  * bench_arena.c: the arena allocator against the system malloc, side by
  * side (common/bench.h). `make bench-05` runs it through common/bench.sh,
- * which runs the system side again on stage 04's libmalloc.so (best fit:
- * FL_POLICY=best, one lock) and on jemalloc, tcmalloc and mimalloc, and
- * counts instructions per request under callgrind; then replay_arena.c
- * replays the traces and threads_arena.c counts the lock acquisitions.
+ * which runs the system side again with stage 04's libmalloc.so preloaded
+ * (best fit, one lock) and counts instructions per request inside the
+ * allocator under callgrind; then replay_arena.c replays the traces (own
+ * counts), threads_arena.c counts the lock acquisitions, and
+ * common/mallocbench puts every malloc side by side as the program's
+ * malloc.
  *
  *   churn-64-1            one live 64-byte block: each step frees it and
  *                         allocates it again (the per-thread cache alone)
@@ -22,6 +24,12 @@
  *                         a block another thread allocated (handed over
  *                         through an exchange of one atomic pointer, the
  *                         same on every malloc)
+ *   trace-NAME            the ops of common/traces/NAME.rep (the first
+ *                         `ops` of them when scaled down), replayed with no
+ *                         pattern and no footprint: the allocator and one
+ *                         table lookup per op. replay_arena.c measures the
+ *                         traces' utilization; this measures their speed,
+ *                         and, under callgrind, instructions per request
  *
  * The churn cases follow common/bench.c's rule (bench_churn_system is the
  * system side); the stage's side calls the arena API directly, as a
@@ -30,7 +38,9 @@
  */
 #include "arena.h"
 #include "bench.h"
+#include "trace.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -269,8 +279,108 @@ THREADS(1)
 THREADS(2)
 THREADS(4)
 
+/* ---- the committed traces --------------------------------------------- */
+
+enum { MAXTRACES = 12 };
+static trace_t traces[MAXTRACES];
+static int ntraces;
+
+static void trace_run(bench_t *b, size_t ops, const trace_t *t, bool stage)
+{
+    void **p = bench_slots(t->num_ids ? t->num_ids : 1);
+    memset(p, 0, (t->num_ids ? t->num_ids : 1) * sizeof *p);
+    if (ops > t->num_ops)
+        ops = t->num_ops;
+    bench_start(b);
+    for (size_t k = 0; k < ops; k++) {
+        const trace_op *op = &t->ops[k];
+        void **s = &p[op->id];
+        if (op->kind == 'a')
+            *s = stage ? arena_malloc(op->size) : malloc(op->size);
+        else if (op->kind == 'f') {
+            if (stage)
+                arena_free(*s);
+            else
+                free(*s);
+            *s = NULL;
+        } else {
+            void *q =
+                stage ? arena_realloc(*s, op->size) : realloc(*s, op->size);
+            if (q != NULL)
+                *s = q;
+        }
+    }
+    bench_stop(b);
+    for (size_t id = 0; id < t->num_ids; id++) { /* untimed: the rest */
+        if (stage)
+            arena_free(p[id]);
+        else
+            free(p[id]);
+    }
+}
+
+#define TRACE_CASE(k)                                                          \
+    static void trace_##k##_stage(bench_t *b, size_t ops)                      \
+    {                                                                          \
+        trace_run(b, ops, &traces[k], true);                                   \
+    }                                                                          \
+    static void trace_##k##_system(bench_t *b, size_t ops)                     \
+    {                                                                          \
+        trace_run(b, ops, &traces[k], false);                                  \
+    }
+TRACE_CASE(0)
+TRACE_CASE(1)
+TRACE_CASE(2)
+TRACE_CASE(3)
+TRACE_CASE(4)
+TRACE_CASE(5)
+TRACE_CASE(6)
+TRACE_CASE(7)
+TRACE_CASE(8)
+TRACE_CASE(9)
+TRACE_CASE(10)
+TRACE_CASE(11)
+static const bench_fn trace_stage[MAXTRACES] = {
+    trace_0_stage, trace_1_stage, trace_2_stage,  trace_3_stage,
+    trace_4_stage, trace_5_stage, trace_6_stage,  trace_7_stage,
+    trace_8_stage, trace_9_stage, trace_10_stage, trace_11_stage};
+static const bench_fn trace_system[MAXTRACES] = {
+    trace_0_system, trace_1_system, trace_2_system,  trace_3_system,
+    trace_4_system, trace_5_system, trace_6_system,  trace_7_system,
+    trace_8_system, trace_9_system, trace_10_system, trace_11_system};
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads the .rep files of `dir` (sorted by name), at most MAXTRACES. */
+static void read_traces(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    static char names[MAXTRACES][256];
+    char *order[MAXTRACES] = {0};
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < MAXTRACES) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && strcmp(e->d_name + len - 4, ".rep") == 0) {
+            snprintf(names[n], sizeof names[n], "%s/%s", dir, e->d_name);
+            order[n] = names[n];
+            n++;
+        }
+    }
+    closedir(d);
+    qsort(order, (size_t)n, sizeof order[0], by_name);
+    for (int i = 0; i < n; i++)
+        if (trace_read(order[i], &traces[ntraces]) == 0)
+            ntraces++;
+}
+
 // clang-format off
-static const bench_case cases[] = {
+static const bench_case fixed_cases[] = {
     {"churn-64-1", "one live 64-byte block freed and allocated again",
      CHURN_OPS, churn_64_1_stage, churn_64_1_system},
     {"churn-64-1000", "1000 live 64-byte blocks, a random one replaced",
@@ -300,6 +410,18 @@ static const bench_case cases[] = {
 
 int main(int argc, char **argv)
 {
-    return bench_main(argc, argv, "05-arena", cases,
-                      sizeof cases / sizeof cases[0]);
+    enum { NFIXED = sizeof fixed_cases / sizeof fixed_cases[0] };
+    static bench_case cases[NFIXED + MAXTRACES];
+    static char names[MAXTRACES][TRACE_NAME_MAX + 8];
+    static char whats[MAXTRACES][TRACE_NAME_MAX + 48];
+    memcpy(cases, fixed_cases, sizeof fixed_cases);
+    read_traces("../common/traces");
+    for (int k = 0; k < ntraces; k++) {
+        snprintf(names[k], sizeof names[k], "trace-%s", traces[k].name);
+        snprintf(whats[k], sizeof whats[k], "the ops of common/traces/%s.rep",
+                 traces[k].name);
+        cases[NFIXED + k] = (bench_case){names[k], whats[k], traces[k].num_ops,
+                                         trace_stage[k], trace_system[k]};
+    }
+    return bench_main(argc, argv, "05-arena", cases, NFIXED + (size_t)ntraces);
 }
