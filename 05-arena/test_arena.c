@@ -1739,6 +1739,19 @@ static void conform_destroy(void *a)
     (void)a;
     arena_teardown();
 }
+/* A reset is a teardown (every block gone, the heaps unmapped), the
+ * configuration made again. */
+static void conform_reset(void *a)
+{
+    (void)a;
+    arena_teardown();
+}
+static void conform_reset_bare(void *a)
+{
+    (void)a;
+    arena_teardown();
+    bins_only();
+}
 static void *conform_alloc(void *a, size_t n)
 {
     (void)a;
@@ -1760,7 +1773,7 @@ static bool conform_check(void *a)
     return arena_check();
 }
 
-#define ARENA_CONFORM(label, create_fn)                                        \
+#define ARENA_CONFORM(label, create_fn, reset_fn)                              \
     {                                                                          \
         .name = (label),                                                       \
         .caps = CONFORM_ANY_SIZE | CONFORM_FREE | CONFORM_REALLOC |            \
@@ -1768,13 +1781,14 @@ static bool conform_check(void *a)
         .align = ARENA_ALIGN, .max_size = (size_t)1 << 20, .capacity = 0,      \
         .create = (create_fn), .destroy = conform_destroy,                     \
         .alloc = conform_alloc, .free = conform_free,                          \
-        .realloc = conform_realloc, .reset = NULL, .check = conform_check,     \
+        .realloc = conform_realloc, .reset = (reset_fn),                       \
+        .check = conform_check,                                                \
     }
 
 static const conform_ops conform_default =
-    ARENA_CONFORM("05-arena", conform_create);
-static const conform_ops conform_bare =
-    ARENA_CONFORM("05-arena no cache, no fast bins", conform_create_bare);
+    ARENA_CONFORM("05-arena", conform_create, conform_reset);
+static const conform_ops conform_bare = ARENA_CONFORM(
+    "05-arena no cache, no fast bins", conform_create_bare, conform_reset_bare);
 
 int main(int argc, char **argv)
 {
