@@ -360,7 +360,7 @@ static void read_traces(const char *dir)
     DIR *d = opendir(dir);
     if (d == NULL)
         return;
-    static char names[MAXTRACES][256];
+    static char names[MAXTRACES][512];
     char *order[MAXTRACES] = {0};
     int n = 0;
     struct dirent *e;
