@@ -20,10 +20,13 @@
  *   arena_heap.c     heaps: reserving, committing, the top chunk's growth,
  *                    trimming; chunks with a mapping of their own
  *   arena_thread.c   the public calls: the per-thread cache in front, then
- *                    the thread's arena; arenas and threads; fork; settings
+ *                    the thread's arena; the checked builds' extra checks
+ *   arena_process.c  what the threads share: the arenas and which one a
+ *                    thread gets, a thread's start and exit, fork, the
+ *                    settings, trim, the figures
  *   arena_check.c    arena_check() and arena_dump() (optional: they read the
  *                    structures and never change them)
- *   arena_internal.h what the four share: constants, accessors, structs
+ *   arena_internal.h what the five share: constants, accessors, structs
  *   malloc_shim.c    the C library's names, for LD_PRELOAD (optional)
  *
  * Allocating n bytes (malloc), the steps as glibc takes them:

@@ -57,7 +57,7 @@
  * then as a smaller heap (half, a quarter, ... down to what the request
  * needs): what the mask needs is the alignment, not the size; a new arena
  * that cannot get a heap is not created (the thread shares an existing
- * arena: arena_thread.c); and a request that no heap can hold gets a
+ * arena: arena_process.c); and a request that no heap can hold gets a
  * mapping of its own, whatever its size.
  */
 #define _GNU_SOURCE /* mremap, MREMAP_MAYMOVE */

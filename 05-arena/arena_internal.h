@@ -1,7 +1,7 @@
 /*
- * arena_internal.h: what the four files of the allocator share (arena.c,
- * arena_heap.c, arena_thread.c, arena_check.c): the chunk layout as
- * constants and accessors, the arena, heap and thread structures, the
+ * arena_internal.h: what the five files of the allocator share (arena.c,
+ * arena_heap.c, arena_thread.c, arena_process.c, arena_check.c): the chunk
+ * layout as constants and accessors, the arena, heap and thread structures, the
  * settings, and the functions one file calls in another. Not part of the
  * API; the layout diagram and the overview are in arena.c.
  */
@@ -290,10 +290,10 @@ typedef struct arena {
     bool want_fresh;        /* a calloc asks: record the next top cut */
     mchunk *fresh_chunk;    /* that chunk, and where its never-written */
     char *fresh_from;       /* bytes begin (NULL outside a calloc) */
-    /* Guarded by list_lock (arena_thread.c). */
+    /* Guarded by list_lock (arena_process.c). */
     struct arena *next; /* every arena, the main one first */
     unsigned index;     /* 0 for the main arena, then 1, 2, ... */
-    /* Guarded by free_lock (arena_thread.c). */
+    /* Guarded by free_lock (arena_process.c). */
     struct arena *next_free; /* arenas with no thread attached */
     size_t attached;         /* threads attached to it */
 } arena_t;
@@ -533,9 +533,23 @@ static inline void arena_unlock(arena_t *a)
         pthread_mutex_unlock(&a->lock);
 }
 
-/* arena_thread.c: the arena list and the threads, for the checker. */
-arena_t *arena_list_first(void);
+/* arena_thread.c: the calling thread's state; a chunk given back to its
+ * arena (the cache's flush); in checked builds, the trailer word's place
+ * and a block's free for real (a quarantine's flush). */
 arena_thread *thread_self(void);
+void free_to_arena(mchunk *c, size_t size, size_t h, const char *fn);
+#if CHECKED
+char *trailer_at(const mchunk *c);
+void release_chunk(arena_thread *t, mchunk *c, const char *fn);
+#endif
+
+/* arena_process.c: a thread's first call (its arena and cache), the arena
+ * to try when its own failed, the cache given back; the arena list and the
+ * threads, for the checker. */
+arena_t *thread_start(arena_thread *t);
+arena_t *retry_arena(arena_thread *t, arena_t *failed);
+void flush_cache(arena_thread *t);
+arena_t *arena_list_first(void);
 void process_start_once(void);
 void threads_foreach(void (*fn)(const arena_thread *t, void *arg), void *arg);
 extern pthread_mutex_t list_lock;

@@ -29,7 +29,7 @@
  * Unlike stage 04's shim, this one adds no lock: the allocator is
  * thread-safe itself, with a lock per arena and none on the per-thread
  * cache. Nothing on the start-up path allocates (no stdio, no dlsym), and
- * fork is handled in arena_thread.c.
+ * fork is handled in arena_process.c.
  *
  * Environment, read when the library is loaded: ARENA_TCACHE=N chunks per
  * size in each thread's cache (0: no cache), ARENA_MAX_FAST=N (0: no fast
