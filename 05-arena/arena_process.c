@@ -650,8 +650,9 @@ size_t arena_teardown(void)
         track_free(chunk2mem(c), n, 0);
         live++;
         mmap_list.next = l->next;
-        track_mem_undefined(l, l->len);
-        if (munmap(l, l->len) == 0)
+        size_t len = l->len; /* read before the tools forget the mapping */
+        track_mem_undefined(l, len);
+        if (munmap(l, len) == 0)
             os_add(&os_count.munmaps, 1);
     }
     mmap_list.prev = &mmap_list;
