@@ -79,7 +79,7 @@ static void tcache_double_free(arena_thread *t, char *e, size_t tidx,
  * for a heap chunk, the mapping's last word for a mapped one. */
 char *trailer_at(const mchunk *c)
 {
-    size_t h = head(c);
+    size_t h = head_peek(c);
     return (char *)c + (h & ~SIZE_BITS) - ((h & IS_MMAPPED) ? SIZE_SZ : 0);
 }
 
@@ -96,7 +96,7 @@ static size_t trailer_word(const mchunk *c, size_t n)
 static size_t checked_request(const mchunk *c, const char *fn)
 {
     char *tr = trailer_at(c);
-    size_t w = word_get(tr), n = w & (((size_t)1 << 48) - 1);
+    size_t w = word_peek(tr), n = w & (((size_t)1 << 48) - 1);
     char *p = chunk2mem(c);
     if ((size_t)(tr - p) < n || w != trailer_word(c, n))
         arena_fatal(fn, p,
@@ -165,12 +165,12 @@ static inline void *block_out(void *p, size_t n, bool zeroed)
  */
 static void checked_free(arena_thread *t, mchunk *c, void *p, const char *fn)
 {
-    size_t h = head(c), size = h & ~SIZE_BITS;
+    size_t h = head_peek(c), size = h & ~SIZE_BITS;
     if (!known_chunk(c, size))
         arena_fatal(fn, p,
                     "not a block of this allocator (outside every heap and "
                     "mapping)");
-    if (!(h & IS_MMAPPED) && !inuse_at(c, size))
+    if (!(h & IS_MMAPPED) && !inuse_peek(c, size))
         arena_fatal(fn, p, "double free (the chunk is already free)");
     for (size_t i = 0; i < t->q_count; i++)
         if (t->quarantine[(t->q_first + i) % QUARANTINE] == p)
@@ -348,7 +348,7 @@ static void free_chunk(arena_thread *t, mchunk *c, size_t h, const char *fn)
  * there), else free_chunk: what arena_free does in a release build. */
 void release_chunk(arena_thread *t, mchunk *c, const char *fn)
 {
-    size_t h = head(c), size = h & ~SIZE_BITS;
+    size_t h = head_peek(c), size = h & ~SIZE_BITS;
     size_t tidx = csize2tidx(size);
     if (tidx < TCACHE_BINS && !(h & IS_MMAPPED) && (size & ALIGN_MASK) == 0) {
         char *e = chunk2mem(c);
@@ -374,7 +374,7 @@ static inline void thread_free(void *p)
     if (p == NULL)
         return;
     mchunk *c = mem2chunk(p);
-    size_t h = head(c), size = h & ~SIZE_BITS;
+    size_t h = head_peek(c), size = h & ~SIZE_BITS;
     if ((uintptr_t)c > (uintptr_t)0 - size || !aligned_ok(c))
         arena_fatal("arena_free", p,
                     "invalid pointer (misaligned, or not a block)");
@@ -510,7 +510,7 @@ void *arena_realloc(void *p, size_t n)
         return NULL;
     }
     mchunk *c = mem2chunk(p);
-    size_t h = head(c), size = h & ~SIZE_BITS;
+    size_t h = head_peek(c), size = h & ~SIZE_BITS;
     if ((uintptr_t)c > (uintptr_t)0 - size || !aligned_ok(c))
         arena_fatal("arena_realloc", p, "invalid pointer");
     size_t old;
@@ -523,11 +523,11 @@ void *arena_realloc(void *p, size_t n)
     for (size_t i = 0; i < t->q_count; i++)
         if (t->quarantine[(t->q_first + i) % QUARANTINE] == p)
             arena_fatal("arena_realloc", p, "realloc of a freed block");
-    if (!(h & IS_MMAPPED) && !inuse_at(c, size))
+    if (!(h & IS_MMAPPED) && !inuse_peek(c, size))
         arena_fatal("arena_realloc", p, "realloc of a freed block");
     old = checked_request(c, "arena_realloc");
 #else
-    if (!(h & IS_MMAPPED) && !inuse_at(c, size))
+    if (!(h & IS_MMAPPED) && !inuse_peek(c, size))
         arena_fatal("arena_realloc", p, "realloc of a freed block");
     old = size - ((h & IS_MMAPPED) ? CHUNK_HDR : SIZE_SZ);
 #endif
@@ -575,15 +575,15 @@ size_t arena_usable_size(const void *p)
     if (p == NULL)
         return 0;
     const mchunk *c = mem2chunk(p);
-    size_t h = head(c), size = h & ~SIZE_BITS;
+    size_t h = head_peek(c), size = h & ~SIZE_BITS;
 #if CHECKED
-    if (!(h & IS_MMAPPED) && !inuse_at(c, size))
+    if (!(h & IS_MMAPPED) && !inuse_peek(c, size))
         arena_fatal("arena_usable_size", p, "block already freed");
     return checked_request(c, "arena_usable_size");
 #else
     if (h & IS_MMAPPED)
         return size - CHUNK_HDR;
-    return inuse_at(c, size) ? size - SIZE_SZ : 0;
+    return inuse_peek(c, size) ? size - SIZE_SZ : 0;
 #endif
 }
 
