@@ -301,7 +301,7 @@ static arena_t *arena_of(const mchunk *c, size_t h, const char *fn)
 /* Steps 1 to 5 of free, in the chunk's own arena. The chunk must lie inside
  * one of the arena's heaps (glibc checks the main arena's bounds the same
  * way). errno is kept by heap_trim, which is what may call the OS here. */
-void free_to_arena(mchunk *c, size_t size, size_t h, const char *fn)
+static inline void to_arena(mchunk *c, size_t size, size_t h, const char *fn)
 {
     arena_t *a = arena_of(c, h, fn);
     arena_lock(a);
@@ -316,13 +316,22 @@ void free_to_arena(mchunk *c, size_t size, size_t h, const char *fn)
     arena_unlock(a);
 }
 
+/* The same, for the cache's flush (arena_process.c); free's own path has
+ * it inline. */
+void free_to_arena(mchunk *c, size_t size, size_t h, const char *fn)
+{
+    to_arena(c, size, h, fn);
+}
+
 /*
  * The part of a free after the per-thread cache said no: a mapped chunk is
  * unmapped; a thread that frees before it ever allocated starts (so that
  * it gets a cache, as glibc's free gives it one) and offers the chunk to
- * its new cache; else the chunk goes to its arena.
+ * its new cache; else the chunk goes to its arena. Never inlined: free's
+ * fast path (the cache) then saves no registers for it, and calls it last.
  */
-static void free_chunk(arena_thread *t, mchunk *c, size_t h, const char *fn)
+__attribute__((noinline)) static void free_chunk(arena_thread *t, mchunk *c,
+                                                 size_t h, const char *fn)
 {
     size_t size = h & ~SIZE_BITS;
     if (h & IS_MMAPPED) {
@@ -339,7 +348,7 @@ static void free_chunk(arena_thread *t, mchunk *c, size_t h, const char *fn)
             return;
         }
     }
-    free_to_arena(c, size, h, fn);
+    to_arena(c, size, h, fn);
 }
 
 #if CHECKED
