@@ -14,11 +14,13 @@
  * bytes it holds from the OS (its heaps up to their used end, plus its
  * mappings: arena_footprint), for glibc its mallinfo2 (arena + mmapped
  * bytes). Own counts see what the allocator holds whether it touched it or
- * not; resident memory (mallocbench) sees only what was touched. Three
- * columns for this stage: its defaults, the per-thread cache off, and the
- * cache and the fast bins off (the bins alone). Each replay runs in a child
- * of its own (common/replay.h: glibc's figure would otherwise depend on
- * the replays before it).
+ * not; resident memory (mallocbench) sees only what was touched. Four
+ * columns for this stage: its defaults; the mmap threshold fixed at 128
+ * KiB (setting it stops it moving, as in glibc: the realloc traces show
+ * what the moving threshold buys); the per-thread cache off; the cache and
+ * the fast bins off (the bins alone). Each replay runs in a child of its
+ * own (common/replay.h: glibc's figure would otherwise depend on the
+ * replays before it).
  *
  * The generated traces are made by common/trace.c's seeded generator, from
  * specs that were not tuned to any allocator: a set beside the committed
@@ -54,27 +56,33 @@
 static int token;
 static bool started;
 
-static void *make(size_t cache, size_t max_fast)
+static void *make(size_t cache, size_t max_fast, bool moving)
 {
     if (!started) {
         arena_teardown();
         arena_set(ARENA_TCACHE_COUNT, cache);
         arena_set(ARENA_MAX_FAST, max_fast);
+        if (!moving) /* set, the threshold stays where it is */
+            arena_set(ARENA_MMAP_THRESHOLD, arena_get(ARENA_MMAP_THRESHOLD));
         started = true;
     }
     return &token;
 }
 static void *make_default(void)
 {
-    return make(7, 120);
+    return make(7, 120, true);
+}
+static void *make_fixed(void)
+{
+    return make(7, 120, false);
 }
 static void *make_nocache(void)
 {
-    return make(0, 120);
+    return make(0, 120, true);
 }
 static void *make_bins(void)
 {
-    return make(0, 0);
+    return make(0, 0, true);
 }
 static void end(void *ctx)
 {
@@ -108,9 +116,10 @@ static size_t a_footprint(void *ctx)
         .check = NULL, .align = ARENA_ALIGN,                                   \
     }
 
-enum { NOWN = 4 };
+enum { NOWN = 5 };
 static trace_alloc own[NOWN] = {
     ARENA_TRACE("05-arena", make_default),
+    ARENA_TRACE("05 fixed mmap", make_fixed),
     ARENA_TRACE("05 no cache", make_nocache),
     ARENA_TRACE("05 bins only", make_bins),
 };
@@ -228,8 +237,8 @@ static int run_own(int col, const trace_t *t, trace_result *r)
 
 int main(int argc, char **argv)
 {
-    own[3] = trace_system_malloc;
-    own[3].name = "system";
+    own[NOWN - 1] = trace_system_malloc;
+    own[NOWN - 1].name = "system";
 
     const char *csv_path = NULL;
     static trace_t traces[MAXTRACES];
