@@ -11,6 +11,10 @@
  *   churn-64-1            one live 64-byte block: each step frees it and
  *                         allocates it again (the per-thread cache alone)
  *   churn-64-1000         1000 live 64-byte blocks, a random one replaced
+ *   churn-64-1000-nofast  the same with the fast bins off, then with the
+ *   churn-64-1000-nocache cache off, then with both off: what each buys on
+ *   churn-64-1000-bins    a size both serve (glibc's development tree has
+ *                         dropped the fast bins: the cache does their job)
  *   churn-rand-1000       1000 live blocks of random sizes 1..1024
  *   churn-rand-1000-nocache   the same ops with the per-thread cache off
  *   churn-rand-1000-bins  the cache and the fast bins off: the bins alone
@@ -87,6 +91,9 @@ static void churn_stage(bench_t *b, size_t ops, size_t size, size_t live,
 
 CHURN(churn_64_1, 64, 1, 7, 120)
 CHURN(churn_64_1000, 64, 1000, 7, 120)
+CHURN(churn_64_1000_nofast, 64, 1000, 7, 0)
+CHURN(churn_64_1000_nocache, 64, 1000, 0, 120)
+CHURN(churn_64_1000_bins, 64, 1000, 0, 0)
 CHURN(churn_rand_1000, BENCH_SIZE_RANDOM, 1000, 7, 120)
 CHURN(churn_rand_1000_nocache, BENCH_SIZE_RANDOM, 1000, 0, 120)
 CHURN(churn_rand_1000_bins, BENCH_SIZE_RANDOM, 1000, 0, 0)
@@ -385,6 +392,12 @@ static const bench_case fixed_cases[] = {
      CHURN_OPS, churn_64_1_stage, churn_64_1_system},
     {"churn-64-1000", "1000 live 64-byte blocks, a random one replaced",
      CHURN_OPS, churn_64_1000_stage, churn_64_1000_system},
+    {"churn-64-1000-nofast", "the same, the stage's fast bins off",
+     CHURN_OPS, churn_64_1000_nofast_stage, churn_64_1000_nofast_system},
+    {"churn-64-1000-nocache", "the same, the stage's per-thread cache off",
+     CHURN_OPS, churn_64_1000_nocache_stage, churn_64_1000_nocache_system},
+    {"churn-64-1000-bins", "the same, the stage's cache and fast bins off",
+     CHURN_OPS, churn_64_1000_bins_stage, churn_64_1000_bins_system},
     {"churn-rand-1000", "1000 live blocks of 1..1024 B, a random one replaced",
      CHURN_OPS, churn_rand_1000_stage, churn_rand_1000_system},
     {"churn-rand-1000-nocache", "the same, the stage's per-thread cache off",
