@@ -128,7 +128,9 @@ typedef struct arena_stats {
     size_t mmap_threshold; /* now (it moves up: see arena_heap.c) */
     size_t trim_threshold; /* now */
     size_t mmaps, munmaps, mprotects, madvises, mremaps; /* system calls */
-    size_t lock_acquisitions; /* arena locks taken, all arenas */
+    size_t lock_acquisitions; /* arena locks taken, all arenas (counted
+                                 too while the process has one thread and
+                                 the lock is skipped: arena_internal.h) */
     size_t lock_contended;    /* of which the lock was held by another */
     size_t consolidations;    /* fast bins merged into the other bins */
 } arena_stats_t;
