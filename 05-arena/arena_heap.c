@@ -9,11 +9,13 @@
  * bits cleared, and the heap's header (heap_info) names its arena: that is
  * how free finds a chunk's arena with no search and no global lock.
  *
+ * <diagram heap>
  *   heap (64 MB reserved, PROT_NONE; less under an address-space limit)
  *   +--------+--------------------------------+- - - - - - - - - - - - - -+
  *   | header | chunks ...      | top chunk    |  reserve: no access, not  |
  *   +--------+--------------------------------+  charged, not resident    |
  *   ^ address & ~(64 MB - 1)      size ^        committed ^          64 MB ^
+ * </diagram>
  *
  * Reserve, commit, release. A heap is reserved with
  * mmap(PROT_NONE, MAP_NORESERVE): address space only, no memory charged to
