@@ -1,10 +1,10 @@
 /*
- * pagepool_check.s: pp_check() and pp_dump(). Both read the structures of
+ * pagepool_check.c: pp_check() and pp_dump(). Both read the structures of
  * pagepool.h and change nothing: the checker proves the invariants written
  * there, in an order that makes each step safe on a damaged heap (a count
  * is checked before it bounds a walk); the drawing is what the demo and a
  * student's debugging session print. Optional reading: the allocator is
- * pagepool.s.
+ * pagepool.c.
  */
 #include "pagepool_internal.h"
 
