@@ -278,8 +278,6 @@ static bool arena_grow(sc_heap *h, size_t npages)
         fixalloc_put(&h->span_meta, run);
         return false;
     }
-    /* The tools: nothing here is a block yet. */
-    track_mem_noaccess(start, bytes);
     h->stats.arenas += narenas;
     h->stats.reserved += bytes;
     h->stats.metadata += narenas * ARENA_META;
@@ -295,6 +293,22 @@ static bool arena_grow(sc_heap *h, size_t npages)
 }
 
 /* ---- Taking and giving back runs ------------------------------------------ */
+
+/* Pages that become a span's: the arenas remember how far they have been
+ * used (each span is made no-access to the tools when it is made, and
+ * sc_destroy leaves no poison behind up to that mark). */
+static void mark_touched(sc_heap *h, uintptr_t first, size_t n)
+{
+    for (uintptr_t end = first + n; first < end;) {
+        sc_arena *a = arena_of(h, first);
+        size_t upto = end - a->page;
+        if (upto > SC_ARENA_PAGES)
+            upto = SC_ARENA_PAGES;
+        if (upto > a->touched)
+            a->touched = upto;
+        first = a->page + SC_ARENA_PAGES;
+    }
+}
 
 /* Splits free run r (on no list) after its first n pages: r keeps them,
  * `rest` (a fresh struct) the others, of the same kind; both marked. */
@@ -353,6 +367,7 @@ sc_span *pageheap_alloc(sc_heap *h, size_t npages, size_t align_pages)
     /* r is the span: every page maps to it. */
     for (size_t i = 0; i < npages; i++)
         pagemap_set(h, r->page + i, r);
+    mark_touched(h, r->page, npages);
     if (r->released)
         h->stats.released_pages -= npages;
     else
@@ -410,6 +425,7 @@ bool pageheap_extend(sc_heap *h, sc_span *s, size_t npages)
     }
     for (size_t i = 0; i < extra; i++)
         pagemap_set(h, end + i, s);
+    mark_touched(h, end, extra);
     s->npages = npages;
     h->stats.span_pages += extra;
     footprint_update(h);
@@ -513,11 +529,10 @@ void pageheap_destroy(sc_heap *h)
     while (h->arenas != NULL) {
         sc_arena *a = h->arenas;
         h->arenas = a->next;
-        if (a->page == a->map_page) {
-            /* Leave no poison behind for ASan at this address. */
-            track_mem_undefined(page_addr(a->page), a->map_pages * SC_PAGE);
+        /* Leave no poison behind for ASan at these addresses. */
+        track_mem_undefined(page_addr(a->page), a->touched * SC_PAGE);
+        if (a->page == a->map_page)
             os_unmap(h, page_addr(a->page), a->map_pages * SC_PAGE);
-        }
         os_unmap(h, a, ARENA_META);
     }
     if (h->index != NULL)

@@ -271,8 +271,14 @@ void *sc_alloc(sc_heap *h, size_t size)
 static SC_NOINLINE uint64_t span_refill(sc_heap *h, sc_span *s)
 {
     size_t i = ((size_t)s->freeindex + 63) & ~(size_t)63;
-    for (;;) {
+    for (unsigned wraps = 0;;) {
         if (i >= s->nelems) {
+            /* Twice round: alloc_count promised a free slot, the bitmap has
+             * none. A broken span; stop rather than loop for ever. */
+            if (++wraps == 2)
+                alloc_fatal(STAGE, "sc_alloc", span_base(s),
+                            "internal: a span on its class's list has no "
+                            "free slot (alloc_count and alloc_bits disagree)");
             i = 0;
             s->zero_pass = false; /* slots from here on may have been used */
             h->stats.rescans++;

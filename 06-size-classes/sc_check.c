@@ -54,6 +54,36 @@ static unsigned popcount64(uint64_t x)
     return (unsigned)__builtin_popcountll(x);
 }
 
+/* Do the page map entries of pages first .. first + n - 1 all equal want?
+ * One arena's stretch at a time, as a plain array: the checker runs after
+ * every operation of the tests and the fuzzer, and a free run can cover a
+ * whole arena. NULL entries (a free run's inside) are compared with one
+ * memcmp of the stretch against itself shifted by one entry. */
+static bool pages_all(const sc_heap *h, uintptr_t first, size_t n,
+                      const sc_span *want)
+{
+    while (n > 0) {
+        sc_span **e = pagemap_entry(h, first);
+        if (e == NULL)
+            return false;
+        size_t m = SC_ARENA_PAGES - (first & (SC_ARENA_PAGES - 1));
+        if (m > n)
+            m = n;
+        if (want == NULL) {
+            if (e[0] != NULL ||
+                (m > 1 && memcmp(e, e + 1, (m - 1) * sizeof *e) != 0))
+                return false;
+        } else {
+            for (size_t i = 0; i < m; i++)
+                if (e[i] != want)
+                    return false;
+        }
+        first += m;
+        n -= m;
+    }
+    return true;
+}
+
 /* What the walk of the mappings counts, for the later passes. */
 typedef struct walk_sums {
     size_t small_spans, large_spans, span_pages, free_pages, released_pages;
@@ -135,9 +165,8 @@ static const char *check_mapping(const sc_heap *h, const sc_arena *a,
         if (s->state == SC_SPAN_FREE) {
             if (pagemap_get(h, q + s->npages - 1) != s)
                 return "a free run's last page does not map to it";
-            for (size_t i = 1; i + 1 < s->npages; i++)
-                if (pagemap_get(h, q + i) != NULL)
-                    return "a page inside a free run maps to a span";
+            if (s->npages > 2 && !pages_all(h, q + 1, s->npages - 2, NULL))
+                return "a page inside a free run maps to a span";
             if (prev != NULL && prev->state == SC_SPAN_FREE &&
                 prev->released == s->released)
                 return "two free runs of the same kind touch (not merged)";
@@ -147,9 +176,8 @@ static const char *check_mapping(const sc_heap *h, const sc_arena *a,
             else
                 sum->free_pages += s->npages;
         } else {
-            for (size_t i = 0; i < s->npages; i++)
-                if (pagemap_get(h, q + i) != s)
-                    return "a page of a span in use does not map to it";
+            if (!pages_all(h, q, s->npages, s))
+                return "a page of a span in use does not map to it";
             sum->span_pages += s->npages;
             if (s->state == SC_SPAN_SMALL) {
                 const char *why = check_small(s, sum);
