@@ -290,7 +290,7 @@ demo: build/debug/$(DEMO)
 SOURCES := $(wildcard *.c *.h)
 
 lint:
-	@$(COMMON)/lint.sh $(COMMON) $(SOURCES) $(LINT_EXTRA)
+	@EXTRA_CPPFLAGS='$(EXTRA_CPPFLAGS)' $(COMMON)/lint.sh $(COMMON) $(SOURCES) $(LINT_EXTRA)
 
 format:
 	clang-format -i $(SOURCES) $(LINT_EXTRA)
