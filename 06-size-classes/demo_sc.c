@@ -97,9 +97,8 @@ int main(void)
     printf("   rescans: %zu -> %zu; the last three blocks landed in slots "
            "2, 5, 7: %s; the span is full and has left its class's list\n",
            rescans, sc_stats(&h).rescans,
-           b[170] == slot2 && b[171] == slot5 && b[172] == slot7
-               ? "yes"
-               : "no");
+           b[170] == slot2 && b[171] == slot5 && b[172] == slot7 ? "yes"
+                                                                 : "no");
 
     say("a 40000-byte block: a span of its own, 5 pages; the page map finds "
         "it from any of its bytes, index[p >> 26]->spans[(p >> 13) & 8191]");
@@ -143,9 +142,10 @@ int main(void)
     for (size_t i = 1; i < 173; i += 2)
         sc_free(&h, b[i]);
     sc_destroy(&h);
-    printf("\nOne lock serves every thread in libmalloc.so. Stage 07 gives each "
-           "thread a cache of spans\n(mcache), a list of spans per class behind "
-           "a lock of its own (mcentral), and the page heap\nbehind one more "
-           "(mheap).\n");
+    printf(
+        "\nOne lock serves every thread in libmalloc.so. Stage 07 gives each "
+        "thread a cache of spans\n(mcache), a list of spans per class behind "
+        "a lock of its own (mcentral), and the page heap\nbehind one more "
+        "(mheap).\n");
     return 0;
 }

@@ -91,8 +91,7 @@ size_t fuzz_stage_run(const uint8_t *data, size_t size, size_t check_every)
             if (p != NULL && (uintptr_t)p % align_for(op.size) != 0)
                 fuzz_fail(&t, "sc_realloc(%zu) returned %p: misaligned",
                           op.size, p);
-            fuzz_resized(&t, b, p, op.size, too_big(op.size, SC_ALIGN),
-                         errno);
+            fuzz_resized(&t, b, p, op.size, too_big(op.size, SC_ALIGN), errno);
             break;
         case FUZZ_RESET:
             sc_quarantine_flush(&h);

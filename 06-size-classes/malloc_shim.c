@@ -87,7 +87,7 @@ static void heap_unlock(void)
     pthread_mutex_unlock(&shim_lock);
 }
 
-/* ---- fork safety (rule 3) ------------------------------------------------- */
+/* ---- fork safety (rule 3) ------------------------------------------------ */
 
 /* stdio's list lock, which glibc exports for this use; weak, so that the
  * library still links on a C library without them. It is recursive: fork
@@ -118,7 +118,7 @@ static void fork_child(void)
         _IO_list_resetlock();
 }
 
-/* ---- Start and end ---------------------------------------------------------- */
+/* ---- Start and end ------------------------------------------------------- */
 
 /* Prints the figures with write(2): stdio might allocate at exit. */
 static void print_stats(void)
@@ -161,7 +161,7 @@ __attribute__((constructor)) static void shim_start(void)
         atexit(print_stats);
 }
 
-/* ---- The API ------------------------------------------------------------------ */
+/* ---- The API ------------------------------------------------------------- */
 
 void *malloc(size_t size)
 {
@@ -202,7 +202,10 @@ void *reallocarray(void *p, size_t nmemb, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return realloc(p, nmemb * size);
+    sc_heap *h = heap_lock();
+    void *q = sc_realloc(h, p, nmemb * size);
+    heap_unlock();
+    return q;
 }
 
 void *aligned_alloc(size_t alignment, size_t size)

@@ -63,9 +63,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define SC_FIX_CHUNK   ((size_t)64 << 10) /* bytes of a fixalloc chunk */
-#define INDEX_BYTES    (((size_t)1 << SC_INDEX_BITS) * sizeof(sc_arena *))
-#define ARENA_META     ((sizeof(sc_arena) + 4095) & ~(size_t)4095)
+#define SC_FIX_CHUNK ((size_t)64 << 10) /* bytes of a fixalloc chunk */
+#define INDEX_BYTES  (((size_t)1 << SC_INDEX_BITS) * sizeof(sc_arena *))
+#define ARENA_META   ((sizeof(sc_arena) + 4095) & ~(size_t)4095)
 
 static void footprint_update(sc_heap *h)
 {
@@ -75,7 +75,7 @@ static void footprint_update(sc_heap *h)
         st->peak_footprint = st->footprint;
 }
 
-/* ---- The lists of free runs -------------------------------------------------- */
+/* ---- The lists of free runs ---------------------------------------------- */
 
 /* Doubly linked, NULL-terminated, newest first. */
 static void run_insert(sc_heap *h, sc_span *r)
@@ -156,7 +156,7 @@ static sc_span *run_largest_resident(const sc_heap *h)
     return NULL;
 }
 
-/* ---- The page map --------------------------------------------------------- */
+/* ---- The page map -------------------------------------------------------- */
 
 static void pagemap_set(sc_heap *h, uintptr_t page, sc_span *s)
 {
@@ -211,7 +211,7 @@ static void run_merge_insert(sc_heap *h, sc_span *r)
     run_insert(h, r);
 }
 
-/* ---- Arenas: memory from the OS ------------------------------------------- */
+/* ---- Arenas: memory from the OS ------------------------------------------ */
 
 static void *os_map(sc_heap *h, size_t bytes)
 {
@@ -254,7 +254,8 @@ static bool arena_grow(sc_heap *h, size_t npages)
     }
     char *start = (char *)(((uintptr_t)m + SC_ARENA - 1) & ~(SC_ARENA - 1));
     os_unmap(h, m, (size_t)(start - m));
-    os_unmap(h, start + bytes, (size_t)(m + bytes + SC_ARENA - (start + bytes)));
+    os_unmap(h, start + bytes,
+             (size_t)(m + bytes + SC_ARENA - (start + bytes)));
     size_t i;
     for (i = 0; i < narenas; i++) {
         sc_arena *a = os_map(h, ARENA_META);
@@ -292,7 +293,7 @@ static bool arena_grow(sc_heap *h, size_t npages)
     return true;
 }
 
-/* ---- Taking and giving back runs ------------------------------------------ */
+/* ---- Taking and giving back runs ----------------------------------------- */
 
 /* Pages that become a span's: the arenas remember how far they have been
  * used (each span is made no-access to the tools when it is made, and
@@ -445,7 +446,7 @@ bool pageheap_shrink(sc_heap *h, sc_span *s, size_t npages)
     return true;
 }
 
-/* ---- Step 5: the release policy -------------------------------------------- */
+/* ---- Step 5: the release policy ------------------------------------------ */
 
 size_t pageheap_release(sc_heap *h, size_t keep)
 {
@@ -470,7 +471,7 @@ size_t pageheap_release(sc_heap *h, size_t keep)
     return done;
 }
 
-/* ---- The metadata allocator (Go's fixalloc) ---------------------------------- */
+/* ---- The metadata allocator (Go's fixalloc) ------------------------------ */
 
 void fixalloc_init(sc_fixalloc *f, size_t size)
 {
@@ -521,7 +522,7 @@ static void fixalloc_destroy(sc_heap *h, sc_fixalloc *f)
     }
 }
 
-/* ---- The end ------------------------------------------------------------------ */
+/* ---- The end ------------------------------------------------------------- */
 
 void pageheap_destroy(sc_heap *h)
 {

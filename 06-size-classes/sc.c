@@ -101,7 +101,7 @@
 
 // clang-format off
 /*
- * ---- Layout ----------------------------------------------------------------
+ * ---- Layout -----------------------------------------------------------------
  *
  * Memory comes in arenas of 64 MiB, 64 MiB-aligned, found through the
  * arena index; each arena's page map (outside the arena) says which span
@@ -145,7 +145,7 @@
 
 // clang-format off
 /*
- * ---- State -----------------------------------------------------------------
+ * ---- State ------------------------------------------------------------------
  *
  * The heap is an sc_heap (sc.h: public, every field commented there): one
  * partial list per class, the page heap's lists and their bitmaps, the
@@ -212,7 +212,7 @@ static void partial_remove(sc_heap *h, sc_span *s);
 static size_t block_request(const sc_span *s, size_t slot);
 static void *enomem(void);
 
-/* ---- Step 1: the size class ------------------------------------------------ */
+/* ---- Step 1: the size class ---------------------------------------------- */
 
 /* Two lookups in sc_gen.c's tables; a request of 0 is entry 0, served as a
  * 1-byte request. (n + 127 - 1024) cannot wrap: n > 1016 here. */
@@ -222,7 +222,7 @@ static inline unsigned class_of(size_t n)
                      : sc_size_to_class128[(n + 127 - 1024) >> 7];
 }
 
-/* ---- Steps 2 to 5: the fast path -------------------------------------------- */
+/* ---- Steps 2 to 5: the fast path ----------------------------------------- */
 
 /*
  * Takes the next free slot of s, which has one (it is on a partial list).
@@ -258,7 +258,7 @@ void *sc_alloc(sc_heap *h, size_t size)
     return span_base(s) + slot * s->elemsize;
 }
 
-/* ---- Step 5: refilling the cache, and the rescan ---------------------------- */
+/* ---- Step 5: refilling the cache, and the rescan ------------------------- */
 
 /*
  * The cache is empty: every slot from freeindex to the end of its 64-slot
@@ -292,15 +292,14 @@ static SC_NOINLINE uint64_t span_refill(sc_heap *h, sc_span *s)
     }
 }
 
-/* ---- Step 6: a new span for a class ----------------------------------------- */
+/* ---- Step 6: a new span for a class -------------------------------------- */
 
 /* A span of the class's page count, cut into its slots, pushed on the
  * class's (empty) partial list. NULL when the page heap has no memory. */
 static SC_NOINLINE sc_span *class_grow(sc_heap *h, unsigned cls)
 {
     uint16_t *requests = NULL;
-    if (SC_CHECKED &&
-        (requests = fixalloc_get(h, &h->request_meta)) == NULL)
+    if (SC_CHECKED && (requests = fixalloc_get(h, &h->request_meta)) == NULL)
         return NULL;
     sc_span *s = pageheap_alloc(h, sc_pages_of_class[cls], 1);
     if (s == NULL) {
@@ -338,7 +337,7 @@ static void *alloc_done(sc_heap *h, sc_span *s, size_t slot, size_t size)
     return p;
 }
 
-/* ---- Step 7: large blocks ----------------------------------------------------- */
+/* ---- Step 7: large blocks ------------------------------------------------ */
 
 /* size bytes (over 32 KiB, or an alignment no class gives) as a span of its
  * own, its first page a multiple of align_pages. */
@@ -369,7 +368,7 @@ static SC_NOINLINE void *large_alloc(sc_heap *h, size_t size,
     return p;
 }
 
-/* ---- Freeing ------------------------------------------------------------------ */
+/* ---- Freeing ------------------------------------------------------------- */
 
 /* Steps 1 to 3 of the header for a small block, step 4 for a large one.
  * errno: only the page heap can reach the OS here, and it keeps errno. */
@@ -466,7 +465,7 @@ static SC_NOINLINE void large_release(sc_heap *h, sc_span *s)
     pageheap_free(h, s);
 }
 
-/* ---- The partial lists: a circular list per class --------------------------- */
+/* ---- The partial lists: a circular list per class ------------------------ */
 
 /* Circular and doubly linked, so that a span can leave from anywhere (it
  * became full, or empty) in O(1), and join at the tail in O(1). next ==
@@ -498,7 +497,7 @@ static void partial_remove(sc_heap *h, sc_span *s)
     s->next = s->prev = NULL;
 }
 
-/* ---- Checked builds: the tools, the fill bytes, the quarantine -------------- */
+/* ---- Checked builds: the tools, the fill bytes, the quarantine ----------- */
 
 /* The block's request, as recorded (checked builds), or what it can hold. */
 static size_t block_request(const sc_span *s, size_t slot)
@@ -575,7 +574,7 @@ void sc_quarantine_flush(sc_heap *h)
     errno = saved;
 }
 
-/* ---- calloc, aligned blocks, realloc ----------------------------------------- */
+/* ---- calloc, aligned blocks, realloc ------------------------------------- */
 
 /* The product is tested before it is formed: nmemb * size wraps silently,
  * and a wrapped small size would hand out a short block. A block fresh
@@ -590,9 +589,9 @@ void *sc_calloc(sc_heap *h, size_t nmemb, size_t size)
     void *p = sc_alloc(h, n);
     if (p == NULL)
         return NULL;
-    const sc_span *s = pagemap_get(h, page_of(p));
-    if (SC_CHECKED || !s->zero_pass)
-        memset(p, 0, n);
+    if (!SC_CHECKED && pagemap_get(h, page_of(p))->zero_pass)
+        return p;
+    memset(p, 0, n);
     return p;
 }
 
@@ -638,8 +637,7 @@ static bool large_resize(sc_heap *h, sc_span *s, size_t size)
             return false;
         /* The new pages were free (perhaps never touched): no-access until
          * track_resize opens the block's new bytes. */
-        track_mem_noaccess(span_base(s) + old_bytes,
-                           span_bytes(s) - old_bytes);
+        track_mem_noaccess(span_base(s) + old_bytes, span_bytes(s) - old_bytes);
     }
     return true;
 }
@@ -688,7 +686,7 @@ void *sc_realloc(sc_heap *h, void *p, size_t size)
     return q;
 }
 
-/* ---- The rest of the API ------------------------------------------------------- */
+/* ---- The rest of the API ------------------------------------------------- */
 
 static void *enomem(void)
 {

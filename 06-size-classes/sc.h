@@ -60,21 +60,21 @@ enum sc_span_state { SC_SPAN_FREE = 1, SC_SPAN_SMALL, SC_SPAN_LARGE };
 
 /*
  * A span: its pages, and what they hold. Lives outside the pages it
- * describes (as Go's mspan), in memory of the allocator's own (sc.c,
- * "Metadata"). Fields for small spans follow Go's names.
+ * describes (as Go's mspan), in memory of the allocator's own (pageheap.c,
+ * the metadata allocator). Fields for small spans follow Go's names.
  */
 typedef struct sc_span {
-    uintptr_t page;   /* first page, as a number: address >> SC_PAGE_SHIFT
-                         (a number, not a pointer: see sc.c, "Metadata") */
-    size_t npages;    /* pages in the span, >= 1 */
-    uint8_t state;    /* enum sc_span_state */
-    uint8_t cls;      /* small: its size class; 0 otherwise */
-    bool released;    /* free run: its pages were given back to the OS (or
-                         never touched): not resident, and they read as 0 */
-    bool zero_pass;   /* small: every slot handed out before the first
-                         rescan is fresh from zeroed pages (calloc skips the
-                         clearing); large: its pages were zero */
-    uint16_t nelems;  /* small: slots in the span (1 for a large span) */
+    uintptr_t page;       /* first page, as a number: address >> SC_PAGE_SHIFT
+                             (not a pointer: see pageheap.c's header) */
+    size_t npages;        /* pages in the span, >= 1 */
+    uint8_t state;        /* enum sc_span_state */
+    uint8_t cls;          /* small: its size class; 0 otherwise */
+    bool released;        /* free run: its pages were given back to the OS (or
+                             never touched): not resident, and they read as 0 */
+    bool zero_pass;       /* small: every slot handed out before the first
+                             rescan is fresh from zeroed pages (calloc skips the
+                             clearing); large: its pages were zero */
+    uint16_t nelems;      /* small: slots in the span (1 for a large span) */
     uint16_t alloc_count; /* small: slots whose bit is set (live and
                              quarantined blocks) */
     uint16_t freeindex;   /* small: where the search for a free slot goes
@@ -86,9 +86,9 @@ typedef struct sc_span {
                              (a copy of ~alloc_bits, shifted, for one ctz) */
     struct sc_span *next, *prev; /* on a class's partial list (small), on a
                                     page heap list (free), or NULL */
-    size_t large_request; /* checked builds: a large block's request */
-    uint16_t *requests;   /* checked builds, small spans: each slot's
-                             request in bytes (or SC_REQ_QUARANTINED) */
+    size_t large_request;        /* checked builds: a large block's request */
+    uint16_t *requests;          /* checked builds, small spans: each slot's
+                                    request in bytes (or SC_REQ_QUARANTINED) */
     uint64_t alloc_bits[SC_MAX_SLOTS / 64]; /* small: bit i set <=> slot i
                                                is taken; large: bit 0 */
 } sc_span;
@@ -102,52 +102,52 @@ typedef struct sc_span {
  * a header), outside the arena.
  */
 typedef struct sc_arena {
-    uintptr_t page;       /* first page (address >> SC_PAGE_SHIFT) */
-    uintptr_t map_page;   /* first page of the mapping it was made with (a
-                             huge block maps several arenas at once) */
-    size_t map_pages;     /* pages of that mapping */
-    size_t touched;       /* pages of this arena ever handed out, from its
-                             start: the high-water mark (for the tools) */
+    uintptr_t page;        /* first page (address >> SC_PAGE_SHIFT) */
+    uintptr_t map_page;    /* first page of the mapping it was made with (a
+                              huge block maps several arenas at once) */
+    size_t map_pages;      /* pages of that mapping */
+    size_t touched;        /* pages of this arena ever handed out, from its
+                              start: the high-water mark (for the tools) */
     struct sc_arena *next; /* every arena of the heap, newest first */
-    sc_span *spans[SC_ARENA_PAGES]; /* see sc.c, "Invariants" */
+    sc_span *spans[SC_ARENA_PAGES]; /* see sc.c, "State" */
 } sc_arena;
 
 /* A fixed-size allocator for the allocator's own metadata (span structs,
  * checked builds' request arrays): Go's fixalloc. */
 typedef struct sc_fixalloc {
-    size_t size;    /* bytes of each object */
-    void *free;     /* freed objects, linked through their first word */
-    char *bump;     /* the unused rest of the newest chunk... */
-    size_t left;    /* ...this many bytes of it */
-    void *chunks;   /* the chunks (SC_FIX_CHUNK bytes each, mmap'd), linked
-                       through their first word */
-    size_t in_use;  /* objects handed out */
-    size_t mapped;  /* bytes of chunks */
+    size_t size;   /* bytes of each object */
+    void *free;    /* freed objects, linked through their first word */
+    char *bump;    /* the unused rest of the newest chunk... */
+    size_t left;   /* ...this many bytes of it */
+    void *chunks;  /* the chunks (SC_FIX_CHUNK bytes each, mmap'd), linked
+                      through their first word */
+    size_t in_use; /* objects handed out */
+    size_t mapped; /* bytes of chunks */
 } sc_fixalloc;
 
 typedef struct sc_stats {
-    size_t live_blocks;   /* blocks handed out and not freed (blocks in
-                             the quarantine excluded) */
-    size_t live_bytes;    /* their sizes as served: slot sizes, whole pages
-                             for large blocks */
-    size_t requested;     /* checked builds: what their callers asked for
-                             (0 in release builds, which do not record it) */
-    size_t footprint;     /* bytes held from the OS and resident or
-                             committed: pages of spans in use, free pages not
-                             given back, the metadata */
+    size_t live_blocks;    /* blocks handed out and not freed (blocks in
+                              the quarantine excluded) */
+    size_t live_bytes;     /* their sizes as served: slot sizes, whole pages
+                              for large blocks */
+    size_t requested;      /* checked builds: what their callers asked for
+                              (0 in release builds, which do not record it) */
+    size_t footprint;      /* bytes held from the OS and resident or
+                              committed: pages of spans in use, free pages not
+                              given back, the metadata */
     size_t peak_footprint; /* the most footprint ever */
-    size_t reserved;      /* bytes of address space reserved (the arenas) */
-    size_t arenas;        /* arenas reserved */
+    size_t reserved;       /* bytes of address space reserved (the arenas) */
+    size_t arenas;         /* arenas reserved */
     size_t small_spans, large_spans; /* spans in use */
-    size_t span_pages;    /* pages of the spans in use */
-    size_t free_pages;    /* pages of free runs, resident */
+    size_t span_pages;               /* pages of the spans in use */
+    size_t free_pages;               /* pages of free runs, resident */
     size_t released_pages; /* pages of free runs, given back or never used */
-    size_t free_runs;     /* free runs on the page heap's lists */
-    size_t metadata;      /* bytes of the allocator's own: fixalloc chunks
-                             and arena page maps (not the arena index's
-                             32 MiB of reserved address space) */
+    size_t free_runs;      /* free runs on the page heap's lists */
+    size_t metadata;       /* bytes of the allocator's own: fixalloc chunks
+                              and arena page maps (not the arena index's
+                              32 MiB of reserved address space) */
     size_t mmaps, munmaps, madvises; /* system calls made since init */
-    size_t rescans;       /* small spans searched again from slot 0 */
+    size_t rescans; /* small spans searched again from slot 0 */
 } sc_stats_t;
 
 /*
@@ -156,24 +156,27 @@ typedef struct sc_stats {
  * them. The invariants are in sc.c; sc_check() verifies every one.
  */
 typedef struct sc_heap {
-    sc_span *partial[SC_NCLASSES]; /* per size class: the spans with a free slot, a
-                             circular list (head->prev is the tail); the
-                             head is what the next request takes from */
-    sc_span *runs[2][SC_HEAP_LISTS]; /* the page heap's free runs: [0]
-                                        resident, [1] released; list n
-                                        holds runs of n pages, list 0
-                                        those of SC_HEAP_LISTS or more */
-    uint64_t run_map[2][SC_HEAP_LISTS / 64]; /* bit n set <=> runs[.][n]
-                                                is not empty */
-    sc_arena **index;   /* the arena index: 2^22 entries, arena of address
-                           p at index[p >> 26]; mapped at the first arena */
-    sc_arena *arenas;   /* every arena, newest first */
+    /* Per size class, the spans with a free slot: a circular list
+     * (head->prev is the tail); the head is what the next request takes
+     * from. */
+    sc_span *partial[SC_NCLASSES];
+    /* The page heap's free runs: [0] resident, [1] released; list n holds
+     * the runs of n pages, list 0 those of SC_HEAP_LISTS pages or more. */
+    sc_span *runs[2][SC_HEAP_LISTS];
+    /* Bit n of run_map[k] set <=> runs[k][n] is not empty. */
+    uint64_t run_map[2][SC_HEAP_LISTS / 64];
+    /* The arena index: 2^22 entries, the arena of address p at
+     * index[p >> 26]; mapped with the first arena. */
+    sc_arena **index;
+    sc_arena *arenas;         /* every arena, newest first */
     sc_fixalloc span_meta;    /* sc_span structs */
     sc_fixalloc request_meta; /* checked builds: requests[] arrays */
-    size_t retain;      /* release policy: free resident bytes above this
-                           go back to the OS (madvise) */
-    sc_stats_t stats;   /* counters kept as they change (sc_stats() adds
-                           the ones it counts by walking) */
+    /* The release policy: free resident bytes above this go back to the
+     * OS (madvise). */
+    size_t retain;
+    /* Counters kept as they change; sc_stats() adds those it counts by
+     * walking the spans. */
+    sc_stats_t stats;
     /* Checked builds: freed blocks waiting for reuse, a FIFO ring. */
     void *quarantine[SC_QUARANTINE];
     size_t q_first, q_count;
@@ -256,7 +259,7 @@ size_t sc_class_objects(unsigned cls);
 uint32_t sc_class_divmul(unsigned cls);
 unsigned sc_nclasses(void); /* 68: class 0 ("large") and 67 real ones */
 
-/* ---- Looking, checking, drawing (sc_check.c) ------------------------------ */
+/* ---- Looking, checking, drawing (sc_check.c) ----------------------------- */
 
 /* The span holding address p (any byte of it), through the page map, or
  * NULL when p is in no span in use of this heap. */

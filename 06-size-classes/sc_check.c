@@ -28,7 +28,7 @@ const sc_span *sc_span_of(const sc_heap *h, const void *p)
 }
 
 // clang-format off
-/* ---- The checker ------------------------------------------------------------ */
+/* ---- The checker --------------------------------------------------------- */
 // clang-format on
 
 /* Is s the address of an object of fixalloc f (inside one of its chunks,
@@ -71,7 +71,7 @@ static bool pages_all(const sc_heap *h, uintptr_t first, size_t n,
             m = n;
         if (want == NULL) {
             if (e[0] != NULL ||
-                (m > 1 && memcmp(e, e + 1, (m - 1) * sizeof *e) != 0))
+                (m > 1 && memcmp(e, e + 1, (m - 1) * sizeof(sc_span *)) != 0))
                 return false;
         } else {
             for (size_t i = 0; i < m; i++)
@@ -96,8 +96,10 @@ static const char *check_small(const sc_span *s, walk_sums *sum)
     unsigned c = s->cls;
     if (c == 0 || c >= SC_NCLASSES)
         return "small span with no size class";
-    if (s->npages != sc_pages_of_class[c] || s->nelems != sc_objects_of_class[c] ||
-        s->elemsize != sc_size_of_class[c] || s->divmul != sc_divmul_of_class[c])
+    if (s->npages != sc_pages_of_class[c] ||
+        s->nelems != sc_objects_of_class[c] ||
+        s->elemsize != sc_size_of_class[c] ||
+        s->divmul != sc_divmul_of_class[c])
         return "small span's pages, slots, size or divmul are not its class's";
     unsigned taken = 0;
     for (size_t w = 0; w < SC_MAX_SLOTS / 64; w++) {
@@ -300,12 +302,13 @@ static const char *check_counters(const sc_heap *h, const walk_sums *sum)
     if (st->small_spans != sum->small_spans ||
         st->large_spans != sum->large_spans)
         return "span counters disagree with the spans";
-    if (st->span_pages != sum->span_pages || st->free_pages != sum->free_pages ||
+    if (st->span_pages != sum->span_pages ||
+        st->free_pages != sum->free_pages ||
         st->released_pages != sum->released_pages ||
         st->free_runs != sum->free_runs)
         return "page counters disagree with the spans and runs";
-    size_t meta = h->span_meta.mapped + h->request_meta.mapped +
-                  st->arenas * ARENA_META;
+    size_t meta =
+        h->span_meta.mapped + h->request_meta.mapped + st->arenas * ARENA_META;
     if (st->metadata != meta)
         return "the metadata counter disagrees with the chunks and page maps";
     if (st->footprint != (st->span_pages + st->free_pages) * SC_PAGE + meta)
@@ -352,12 +355,12 @@ bool sc_check(const sc_heap *h)
 }
 
 // clang-format off
-/* ---- The drawing -------------------------------------------------------------- */
+/* ---- The drawing --------------------------------------------------------- */
 // clang-format on
 
-#define DUMP_PAGES     128 /* pages drawn per mapping, one cell each */
-#define DUMP_SPANS     4   /* spans drawn per class */
-#define DUMP_ROW       64  /* slots per row of a bitmap */
+#define DUMP_PAGES 128 /* pages drawn per mapping, one cell each */
+#define DUMP_SPANS 4   /* spans drawn per class */
+#define DUMP_ROW   64  /* slots per row of a bitmap */
 
 static size_t kib(size_t bytes)
 {
@@ -403,8 +406,9 @@ static void dump_mapping(const sc_heap *h, const sc_arena *a, FILE *out)
         if (lines++ < 12) {
             fprintf(out, "  %5zu-%-5zu ", from, to);
             if (s->state == SC_SPAN_SMALL)
-                fprintf(out, "small span, class %u (%u B): %u of %u slots "
-                             "taken\n",
+                fprintf(out,
+                        "small span, class %u (%u B): %u of %u slots "
+                        "taken\n",
                         s->cls, s->elemsize, s->alloc_count, s->nelems);
             else if (s->state == SC_SPAN_LARGE)
                 fprintf(out, "large block, %zu pages\n", s->npages);
@@ -428,8 +432,8 @@ static void dump_bitmap(const sc_span *s, FILE *out)
         for (size_t i = row; i < s->nelems && i < row + DUMP_ROW; i++, k++) {
             bool q = SC_CHECKED && s->requests != NULL &&
                      s->requests[i] == SC_REQ_QUARANTINED;
-            line[k] = !slot_taken(s, i) ? '.' : q ? 'q' : '#';
-            mark[k] = i == s->freeindex ? '^' : ' ';
+            line[k] = (char)(!slot_taken(s, i) ? '.' : q ? 'q' : '#');
+            mark[k] = (char)(i == s->freeindex ? '^' : ' ');
         }
         line[k] = mark[k] = '\0';
         fprintf(out, "    %4zu %s\n", row, line);
@@ -441,8 +445,9 @@ static void dump_bitmap(const sc_span *s, FILE *out)
         }
     }
     if (s->freeindex == s->nelems)
-        fprintf(out, "         (freeindex %u: at the end; the next take "
-                     "rescans from slot 0)\n",
+        fprintf(out,
+                "         (freeindex %u: at the end; the next take "
+                "rescans from slot 0)\n",
                 s->freeindex);
 }
 
@@ -471,10 +476,10 @@ static void dump_class(const sc_heap *h, unsigned c, FILE *out)
             if (spans > DUMP_SPANS)
                 continue;
             fprintf(out, "  span at page %zu: %u of %u taken%s%s\n",
-                    (size_t)(s->page - a->map_page), s->alloc_count,
-                    s->nelems, s == h->partial[c] ? ", head of the partial list"
-                               : s->next != NULL ? ", on the partial list"
-                                                 : ", full (on no list)",
+                    (size_t)(s->page - a->map_page), s->alloc_count, s->nelems,
+                    s == h->partial[c] ? ", head of the partial list"
+                    : s->next != NULL  ? ", on the partial list"
+                                       : ", full (on no list)",
                     s->zero_pass ? ", first pass" : "");
             dump_bitmap(s, out);
         }
@@ -483,8 +488,9 @@ static void dump_class(const sc_heap *h, unsigned c, FILE *out)
         fprintf(out, "  ... %zu more span%s\n", spans - DUMP_SPANS,
                 spans - DUMP_SPANS == 1 ? "" : "s");
     if (spans > 0)
-        fprintf(out, "  %zu span%s, %zu of %zu slots taken, %zu on the "
-                     "partial list\n",
+        fprintf(out,
+                "  %zu span%s, %zu of %zu slots taken, %zu on the "
+                "partial list\n",
                 spans, spans == 1 ? "" : "s", taken, slots, on_list);
 }
 
@@ -533,7 +539,7 @@ void sc_dump(const sc_heap *h, FILE *out)
 }
 
 // clang-format off
-/* ---- The waste report ----------------------------------------------------------- */
+/* ---- The waste report ---------------------------------------------------- */
 // clang-format on
 
 typedef struct class_waste {
@@ -597,23 +603,27 @@ void sc_waste(const sc_heap *h, FILE *out)
         t_used += used;
     }
     if (SC_CHECKED)
-        fprintf(out, "small: %zu bytes requested in %zu bytes of slots: %zu "
-                     "internal, %zu tail, %zu in free slots\n",
+        fprintf(out,
+                "small: %zu bytes requested in %zu bytes of slots: %zu "
+                "internal, %zu tail, %zu in free slots\n",
                 t_req, t_used, t_int, t_tail, t_free);
     else
-        fprintf(out, "small: %zu bytes of slots taken, %zu tail, %zu in free "
-                     "slots (a release build records no requests: internal "
-                     "waste unknown)\n",
+        fprintf(out,
+                "small: %zu bytes of slots taken, %zu tail, %zu in free "
+                "slots (a release build records no requests: internal "
+                "waste unknown)\n",
                 t_used, t_tail, t_free);
     if (SC_CHECKED)
-        fprintf(out, "large: %zu blocks, %zu bytes requested in %zu bytes of "
-                     "pages: %zu internal\n",
+        fprintf(out,
+                "large: %zu blocks, %zu bytes requested in %zu bytes of "
+                "pages: %zu internal\n",
                 large, large_requested, large_bytes,
                 large_bytes - large_requested);
     else
         fprintf(out, "large: %zu blocks in %zu bytes of pages\n", large,
                 large_bytes);
-    fprintf(out, "external (free pages of the page heap, resident): %zu "
-                 "bytes; released: %zu bytes\n",
+    fprintf(out,
+            "external (free pages of the page heap, resident): %zu "
+            "bytes; released: %zu bytes\n",
             h->stats.free_pages * SC_PAGE, h->stats.released_pages * SC_PAGE);
 }

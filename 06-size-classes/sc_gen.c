@@ -312,14 +312,16 @@ int main(int argc, char **argv)
     for (int c = 1; c < nclasses; c++) {
         if (classes[c].size % SMALL_DIV != 0 ||
             (classes[c].size > SMALL_MAX && classes[c].size % LARGE_DIV)) {
-            fprintf(stderr, "sc_gen: class %d (%d B) breaks the lookup "
-                            "tables' steps\n",
+            fprintf(stderr,
+                    "sc_gen: class %d (%d B) breaks the lookup "
+                    "tables' steps\n",
                     c, classes[c].size);
             return 1;
         }
         if (!div_mul_exact(&classes[c])) {
-            fprintf(stderr, "sc_gen: class %d (%d B): (offset * div_mul) "
-                            ">> 32 is not exact\n",
+            fprintf(stderr,
+                    "sc_gen: class %d (%d B): (offset * div_mul) "
+                    ">> 32 is not exact\n",
                     c, classes[c].size);
             return 1;
         }

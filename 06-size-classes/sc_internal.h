@@ -44,7 +44,7 @@ extern const uint8_t sc_size_to_class128[SC_N_TO_CLASS128];
 /* Bytes of a request array (checked builds): one uint16_t per slot. */
 #define SC_REQUESTS_BYTES (SC_MAX_SLOTS * sizeof(uint16_t))
 
-/* ---- Addresses and pages -------------------------------------------------- */
+/* ---- Addresses and pages ------------------------------------------------- */
 
 static inline uintptr_t page_of(const void *p)
 {
@@ -66,7 +66,7 @@ static inline size_t span_bytes(const sc_span *s)
     return s->npages << SC_PAGE_SHIFT;
 }
 
-/* ---- The page map (sc.c, diagram page-map) -------------------------------- */
+/* ---- The page map (sc.c, diagram page-map) ------------------------------- */
 
 /* The arena holding `page`, or NULL when it is in no arena of this heap. */
 static inline sc_arena *arena_of(const sc_heap *h, uintptr_t page)
@@ -91,7 +91,7 @@ static inline sc_span *pagemap_get(const sc_heap *h, uintptr_t page)
     return e == NULL ? NULL : *e;
 }
 
-/* ---- Bits ------------------------------------------------------------------ */
+/* ---- Bits ---------------------------------------------------------------- */
 
 static inline bool slot_taken(const sc_span *s, size_t i)
 {
@@ -105,7 +105,7 @@ static inline uint64_t slots_mask(const sc_span *s, size_t lo)
     return n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
 }
 
-/* ---- pageheap.c: the page heap, the arenas, the metadata ------------------ */
+/* ---- pageheap.c: the page heap, the arenas, the metadata ----------------- */
 
 /* An in-use span of exactly npages pages, its first page a multiple of
  * align_pages, every page mapped to it; zero_pass says whether its pages

@@ -50,7 +50,7 @@ static int cmp_ptr(const void *a, const void *b)
 }
 
 // clang-format off
-/* ---- The class table -------------------------------------------------------- */
+/* ---- The class table ----------------------------------------------------- */
 
 /* Go's table (runtime/sizeclasses.go, Go 1.19 to today): bytes/obj, pages,
  * objects, tail waste in bytes, max waste in hundredths of a percent. The
@@ -94,11 +94,14 @@ static void test_class_table_matches_go(void)
         size_t tail = span - objects * size;
         /* ((size - prev - 1) * objects + tail) / span, in hundredths of a
          * percent, rounded as Go prints it (%.2f). */
-        double worst = (double)((size - prev - 1) * objects + tail) / span;
+        double worst =
+            (double)((size - prev - 1) * objects + tail) / (double)span;
         unsigned hundredths = (unsigned)(worst * 10000.0 + 0.5);
-        if (!CHECK_EQ(size, go[c - 1].size) || !CHECK_EQ(pages, go[c - 1].pages) ||
+        if (!CHECK_EQ(size, go[c - 1].size) ||
+            !CHECK_EQ(pages, go[c - 1].pages) ||
             !CHECK_EQ(objects, go[c - 1].objects) ||
-            !CHECK_EQ(objects, span / size) || !CHECK_EQ(tail, go[c - 1].tail) ||
+            !CHECK_EQ(objects, span / size) ||
+            !CHECK_EQ(tail, go[c - 1].tail) ||
             !CHECK_EQ(hundredths, go[c - 1].max_waste))
             printf("    class %u differs from Go's\n", c);
         CHECK_LE(tail * 8, span); /* rule 2: a tail of at most 1/8 */
@@ -140,9 +143,9 @@ static void test_size_to_class_every_size(void)
     CHECK_EQ(sc_class_size(62), 20480);
     CHECK_EQ(sc_class_pages(62), 5);
     CHECK_EQ(sc_class_objects(62), 2);
-    CHECK_EQ(sc_size_class(17), 4);  /* 32 B, not 24 B: 16-byte alignment */
+    CHECK_EQ(sc_size_class(17), 4); /* 32 B, not 24 B: 16-byte alignment */
     CHECK_EQ(sc_size_class(24), 4);
-    CHECK_EQ(sc_size_class(8), 1);   /* 8 B slots, 8-byte alignment */
+    CHECK_EQ(sc_size_class(8), 1); /* 8 B slots, 8-byte alignment */
     CHECK_EQ(sc_size_class(9), 2);
     CHECK_EQ(sc_size_class(1024), 32);
     CHECK_EQ(sc_size_class(1025), 33);
@@ -167,7 +170,7 @@ static void test_divmul_exact_every_offset(void)
 }
 
 // clang-format off
-/* ---- Small blocks: alignment, no header, slots reused ---------------------- */
+/* ---- Small blocks: alignment, no header, slots reused -------------------- */
 // clang-format on
 
 static void test_alloc_aligns_every_size(void)
@@ -208,8 +211,7 @@ static void test_small_blocks_have_no_header(void)
         sc_init(&h);
         size_t cls = sc_size_class(sizes[k]), n = sc_class_objects(cls);
         CHECK_EQ(n, SC_PAGE / sizes[k]);
-        char **p = malloc((n + 1) * sizeof *p);
-        REQUIRE(p != NULL);
+        static char *p[SC_MAX_SLOTS + 1];
         for (size_t i = 0; i <= n; i++)
             p[i] = sc_alloc(&h, sizes[k]);
         const sc_span *s = sc_span_of(&h, p[0]);
@@ -219,7 +221,7 @@ static void test_small_blocks_have_no_header(void)
             if (!CHECK_EQ(p[i] - p[i - 1], sizes[k]))
                 break;
         CHECK(sc_span_of(&h, p[n]) != s); /* the span is full */
-        REQUIRE(sc_check(&h));
+        REQUIRE(sc_check(&h)); /* the rest would crash on a broken heap */
         sc_stats_t st = sc_stats(&h);
         CHECK_EQ(st.small_spans, 2);
         CHECK_EQ(st.span_pages, 2);
@@ -227,7 +229,6 @@ static void test_small_blocks_have_no_header(void)
         for (size_t i = 0; i <= n; i++)
             sc_free(&h, p[i]);
         CHECK(sc_check(&h));
-        free(p);
         sc_destroy(&h);
     }
 }
@@ -288,8 +289,9 @@ static void test_freed_slot_found_by_rescan(void)
 {
     sc_heap h;
     sc_init(&h);
-    size_t n = sc_class_objects(sc_size_class(100)); /* 73 slots */
-    char *p[80];
+    enum { n = 73 }; /* slots of the 112 B class */
+    REQUIRE(sc_class_objects(sc_size_class(100)) == n);
+    char *p[n];
     for (size_t i = 0; i < n - 2; i++)
         p[i] = sc_alloc(&h, 100);
     sc_free(&h, p[5]);
@@ -359,7 +361,7 @@ static void test_spans_leave_and_join_the_partial_list(void)
 }
 
 // clang-format off
-/* ---- The page heap and the page map ------------------------------------------ */
+/* ---- The page heap and the page map -------------------------------------- */
 // clang-format on
 
 /* Bytes of a large block of exactly n pages. */
@@ -448,7 +450,7 @@ static void test_page_map_finds_every_byte(void)
     CHECK(sc_span_of(&h, big + 5 * SC_PAGE) != bs);
     CHECK_EQ(ss->npages, 2); /* 1408 B: 11 slots in 2 pages */
     CHECK_PTR_EQ(sc_span_of(&h, span_base(ss) + 2 * SC_PAGE - 1), ss);
-    int local;
+    int local = 0;
     CHECK_NULL(sc_span_of(&h, &local));
     CHECK_NULL(sc_span_of(&h, (void *)(uintptr_t)0x10));
     CHECK_NULL(sc_span_of(&h, (void *)~(uintptr_t)0));
@@ -489,7 +491,7 @@ static void test_large_block_gets_its_own_pages(void)
 }
 
 // clang-format off
-/* ---- realloc, calloc, aligned blocks ----------------------------------------- */
+/* ---- realloc, calloc, aligned blocks ------------------------------------- */
 // clang-format on
 
 static void test_realloc_small_in_place_within_its_class(void)
@@ -664,7 +666,7 @@ static void test_huge_sizes_give_enomem(void)
 }
 
 // clang-format off
-/* ---- The OS: refusals, the release policy, errno ------------------------------ */
+/* ---- The OS: refusals, the release policy, errno ------------------------- */
 // clang-format on
 
 /* The first, second, ... mmap refused, in turn: ENOMEM, nothing left
@@ -782,7 +784,7 @@ static void test_free_keeps_errno_when_the_os_refuses(void)
 }
 
 // clang-format off
-/* ---- Misuse -------------------------------------------------------------------- */
+/* ---- Misuse -------------------------------------------------------------- */
 // clang-format on
 
 static sc_heap misuse_heap;
@@ -828,8 +830,8 @@ static void do_past_last_slot_free(void *arg)
 {
     (void)arg;
     sc_init(&misuse_heap);
-    char *p = sc_alloc(&misuse_heap, 40); /* slot 0 of a 48 B span */
-    sc_free(&misuse_heap, p + 170 * 48);  /* the span's 32-byte tail */
+    char *p = sc_alloc(&misuse_heap, 40);        /* slot 0 of a 48 B span */
+    sc_free(&misuse_heap, p + (size_t)170 * 48); /* the span's tail */
 }
 
 static void do_large_interior_free(void *arg)
@@ -843,7 +845,7 @@ static void do_large_interior_free(void *arg)
 static void do_wild_free(void *arg)
 {
     (void)arg;
-    int local;
+    int local = 0;
     sc_init(&misuse_heap);
     sc_free(&misuse_heap, sc_alloc(&misuse_heap, 10));
     sc_free(&misuse_heap, &local);
@@ -912,7 +914,7 @@ static void test_quarantine_delays_reuse(void)
 }
 
 // clang-format off
-/* ---- sc_check() catches broken heaps ------------------------------------------ */
+/* ---- sc_check() catches broken heaps ------------------------------------- */
 // clang-format on
 
 static bool why_says(const sc_heap *h, const char *words)
@@ -1095,7 +1097,7 @@ static void test_check_catches_wrong_counters(void)
 }
 
 // clang-format off
-/* ---- Random runs and traces with sc_check() after every operation ------------ */
+/* ---- Random runs and traces with sc_check() after every operation -------- */
 // clang-format on
 
 typedef struct slot {
@@ -1147,12 +1149,14 @@ static void test_random_ops_check_each(void)
         } else if (x->p == NULL) {
             x->n = random_size();
             x->seed = (unsigned char)test_rand();
-            x->p = what == 0   ? sc_aligned_alloc(&h, (size_t)1
-                                                          << (test_rand() % 16),
-                                                  x->n)
+            x->p = what == 0 ? sc_aligned_alloc(
+                                   &h, (size_t)1 << (test_rand() % 16), x->n)
                    : what == 1 ? sc_calloc(&h, 1, x->n)
                                : sc_alloc(&h, x->n);
-            REQUIRE(x->p != NULL);
+            if (x->p == NULL) {
+                CHECK_NOT_NULL(x->p);
+                return;
+            }
             if (what == 1)
                 for (size_t k = 0; k < x->n; k++)
                     REQUIRE(x->p[k] == 0);
@@ -1239,9 +1243,11 @@ static const trace_alloc trace_sc = {
 static void test_traces_replay_checked(void)
 {
     static const char *const traces[] = {
-        "churn-small", "find-usr-include", "holes",
-        "ls-lR-usr-include", "pairs", "python3-dicts",
-        "realloc-bimodal", "realloc-grow", "sort-3000-lines",
+        "churn-small",     "find-usr-include",
+        "holes",           "ls-lR-usr-include",
+        "pairs",           "python3-dicts",
+        "realloc-bimodal", "realloc-grow",
+        "sort-3000-lines",
     };
     bool quick = test_scale(10) < 10;
     for (size_t i = 0; i < sizeof traces / sizeof traces[0]; i++) {
@@ -1264,7 +1270,7 @@ static void test_traces_replay_checked(void)
 }
 
 // clang-format off
-/* ---- The dump and the waste report --------------------------------------------- */
+/* ---- The dump and the waste report --------------------------------------- */
 // clang-format on
 
 static char *drawn(const sc_heap *h, void (*fn)(const sc_heap *, FILE *))
@@ -1360,7 +1366,7 @@ static void test_destroy_counts_live_blocks(void)
 }
 
 // clang-format off
-/* ---- The conformance suite ----------------------------------------------------- */
+/* ---- The conformance suite ----------------------------------------------- */
 // clang-format on
 
 static void *heap_create(void)
