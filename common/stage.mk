@@ -42,6 +42,10 @@
 #                                       # mode) to `make test`; `make tsan`
 #     BENCH_EXTRA  := replay_fl         # more bench programs (release), run by
 #     BENCH_EXTRA_ARGS := ...           #   `make bench` after bench.sh
+#     BENCH_COMPARE := 04-freelist 05-arena  # other stages' libmalloc.so in
+#                                       #   the bench, beside the system's
+#     REPLAY       := replay_sc         # a trace replay program (replay.h),
+#                                       #   run by common/replay.sh
 #
 # `make run CMD='sort file'` runs a command (in the stage's folder) with
 # build/$(SHLIB) preloaded as its malloc.
@@ -278,8 +282,17 @@ soak: $(if $(FUZZ),build/soak/$(FUZZ))
 
 # ---- Bench and demo -----------------------------------------------------
 
-bench: build/release/$(BENCH) $(addprefix build/release/,$(BENCH_EXTRA))
-	@BENCH_ENTRY='$(BENCH_ENTRY)' $(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
+# BENCH_COMPARE (optional): stages whose build/libmalloc.so runs beside the
+# system malloc in bench.sh and replay.sh, like jemalloc (built when missing,
+# left out with a note when the stage is not in the tree; the stage's own
+# name means its build/libmalloc.so). REPLAY (optional): a trace replay
+# program (common/replay.h), run by replay.sh on every committed trace.
+BENCH_TRACES := $(sort $(wildcard $(COMMON)/traces/*.rep))
+bench: build/release/$(BENCH) $(addprefix build/release/,$(BENCH_EXTRA) $(REPLAY)) \
+	  $(if $(filter $(STAGE),$(BENCH_COMPARE)),build/$(SHLIB))
+	@pre=$$($(COMMON)/bench_compare.sh $(STAGE) $(BENCH_COMPARE)) && \
+	  BENCH_PRELOAD="$$pre" BENCH_ENTRY='$(BENCH_ENTRY)' $(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build && \
+	  $(if $(REPLAY),BENCH_PRELOAD="$$pre" $(COMMON)/replay.sh $(STAGE) build/release/$(REPLAY) build $(BENCH_TRACES),true)
 	@for b in $(BENCH_EXTRA); do build/release/$$b $(BENCH_EXTRA_ARGS) || exit 1; done
 
 demo: build/debug/$(DEMO)
