@@ -33,7 +33,12 @@
 
 /* Sizes of a case, drawn from the low bits of the picker's step r (its
  * high bits chose the slot). */
-typedef enum size_rule { SMALL_16_64, MIXED_16_4096, CHURN_1_1024, LARGE } size_rule;
+typedef enum size_rule {
+    SMALL_16_64,
+    MIXED_16_4096,
+    CHURN_1_1024,
+    LARGE
+} size_rule;
 
 static inline size_t size_of(size_rule rule, uint64_t r)
 {
@@ -70,7 +75,7 @@ static sc_heap *stage_heap(void)
 /* The two sides of a churn, step for step the same. The rule is a
  * constant in each caller, so the switch above folds away. */
 static inline void run_stage(bench_t *b, size_t ops, size_t live,
-                               size_rule rule)
+                             size_rule rule)
 {
     sc_heap *h = stage_heap();
     void **s = bench_slots(live);
@@ -91,7 +96,7 @@ static inline void run_stage(bench_t *b, size_t ops, size_t live,
 }
 
 static inline void run_system(bench_t *b, size_t ops, size_t live,
-                                size_rule rule)
+                              size_rule rule)
 {
     void **s = bench_slots(live);
     uint64_t x = BENCH_SEED;
@@ -113,11 +118,11 @@ static inline void run_system(bench_t *b, size_t ops, size_t live,
 #define CASE(name, live, rule)                                                 \
     static void name##_stage(bench_t *b, size_t ops)                           \
     {                                                                          \
-        run_stage(b, ops, live, rule);                                       \
+        run_stage(b, ops, live, rule);                                         \
     }                                                                          \
     static void name##_system(bench_t *b, size_t ops)                          \
     {                                                                          \
-        run_system(b, ops, live, rule);                                      \
+        run_system(b, ops, live, rule);                                        \
     }
 
 CASE(small, 1000, SMALL_16_64)

@@ -28,8 +28,15 @@
  * which is all that any object of that size can need (C17 7.22.3).
  *
  * The rules that make a preloaded malloc safe (stage 04's README says more):
- *   1. One lock. A pthread mutex, statically initialised, serialises every
- *      call. Stage 07 takes it off the common path with a cache per thread.
+ *   1. One lock serialises every call: correct for any number of threads,
+ *      and stage 07 takes it off the common path with a cache per thread.
+ *      It is a three-state futex lock (Drepper, "Futexes Are Tricky",
+ *      2011: 0 free, 1 held, 2 held and someone may sleep), not a pthread
+ *      mutex: uncontended, a lock is one compare-and-swap and an unlock one
+ *      atomic decrement, about 8 instructions together, where glibc's
+ *      pthread_mutex_lock and unlock cost 53 on this path (its type, its
+ *      owner, its counters): as much as the allocator's own work. A thread
+ *      that finds it held sleeps in the kernel (FUTEX_WAIT), not spinning.
  *   2. No recursion while starting. The heap starts at the first call under
  *      the lock, with nothing that can allocate: sc_init fills a struct,
  *      the first arena is mmap'd. No stdio, no dlsym.
@@ -58,23 +65,65 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-static pthread_mutex_t shim_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int shim_lock;   /* 0 free, 1 held, 2 held with sleepers */
 static sc_heap shim_heap;      /* the one heap; guarded by shim_lock */
 static bool shim_started;      /* shim_heap initialised; guarded by shim_lock */
 static const char *stats_path; /* LIBMALLOC_STATS, read before main */
 
+/* ---- The lock (rule 1) ------------------------------------------------------
+ */
+
+static void futex(atomic_int *word, int op, int value)
+{
+    syscall(SYS_futex, word, op | FUTEX_PRIVATE_FLAG, value, NULL, NULL, 0);
+}
+
+/* Held by someone: say that a sleeper may be here (2), and sleep until the
+ * word is no longer 2; whoever held it wakes one sleeper when it unlocks.
+ * Leaves with the lock held, as 2 (there may be other sleepers). */
+static void __attribute__((noinline)) lock_wait(int seen)
+{
+    if (seen != 2)
+        seen = atomic_exchange_explicit(&shim_lock, 2, memory_order_acquire);
+    while (seen != 0) {
+        futex(&shim_lock, FUTEX_WAIT, 2);
+        seen = atomic_exchange_explicit(&shim_lock, 2, memory_order_acquire);
+    }
+}
+
+static inline void lock_take(void)
+{
+    int free_word = 0;
+    if (!atomic_compare_exchange_strong_explicit(&shim_lock, &free_word, 1,
+                                                 memory_order_acquire,
+                                                 memory_order_relaxed))
+        lock_wait(free_word);
+}
+
+/* 1 -> 0: nobody waits. 2 -> 1 -> 0: wake one sleeper, which takes it as 2. */
+static inline void lock_give(void)
+{
+    if (atomic_fetch_sub_explicit(&shim_lock, 1, memory_order_release) != 1) {
+        atomic_store_explicit(&shim_lock, 0, memory_order_release);
+        futex(&shim_lock, FUTEX_WAKE, 1);
+    }
+}
+
 /* Takes the lock, and starts the heap on the very first call. */
 static sc_heap *heap_lock(void)
 {
-    pthread_mutex_lock(&shim_lock);
+    lock_take();
     if (!shim_started) {
         sc_init(&shim_heap);
         shim_started = true;
@@ -84,7 +133,7 @@ static sc_heap *heap_lock(void)
 
 static void heap_unlock(void)
 {
-    pthread_mutex_unlock(&shim_lock);
+    lock_give();
 }
 
 /* ---- fork safety (rule 3) ------------------------------------------------ */
@@ -100,20 +149,21 @@ static void fork_prepare(void)
 {
     if (_IO_list_lock)
         _IO_list_lock();
-    pthread_mutex_lock(&shim_lock);
+    lock_take();
 }
 static void fork_parent(void)
 {
-    pthread_mutex_unlock(&shim_lock);
+    lock_give();
     if (_IO_list_unlock)
         _IO_list_unlock();
 }
-/* The child's only thread took the lock: it may unlock it. fork already
- * reset the list lock in the child; resetting it again is harmless,
- * unlocking it would drive its count below zero. */
+/* The child's only thread took the lock, and no sleeper came with it: the
+ * word is simply free again. fork already reset the list lock in the
+ * child; resetting it again is harmless, unlocking it would drive its
+ * count below zero. */
 static void fork_child(void)
 {
-    pthread_mutex_unlock(&shim_lock);
+    atomic_store_explicit(&shim_lock, 0, memory_order_relaxed);
     if (_IO_list_resetlock)
         _IO_list_resetlock();
 }

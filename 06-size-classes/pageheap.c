@@ -241,8 +241,11 @@ static bool arena_grow(sc_heap *h, size_t npages)
     size_t narenas = (npages + SC_ARENA_PAGES - 1) / SC_ARENA_PAGES;
     if (narenas > ((size_t)1 << SC_INDEX_BITS) / 2)
         return false;
-    if (h->index == NULL && (h->index = os_map(h, INDEX_BYTES)) == NULL)
-        return false;
+    if (h->index == NULL) {
+        if ((h->index = os_map(h, INDEX_BYTES)) == NULL)
+            return false;
+        h->index_len = (size_t)1 << SC_INDEX_BITS;
+    }
     sc_span *run = fixalloc_get(h, &h->span_meta);
     if (run == NULL)
         return false;
@@ -539,6 +542,7 @@ void pageheap_destroy(sc_heap *h)
     if (h->index != NULL)
         os_unmap(h, h->index, INDEX_BYTES);
     h->index = NULL;
+    h->index_len = 0;
     fixalloc_destroy(h, &h->span_meta);
     fixalloc_destroy(h, &h->request_meta);
     errno = saved;

@@ -196,12 +196,17 @@ const uint8_t sc_size_to_class128[SC_N_TO_CLASS128] = SC_SIZE_TO_CLASS128_INIT;
 #endif
 
 /* The steps, in the order this file shows them. */
+static void *alloc_slow(sc_heap *h, size_t size);
+static size_t span_take(sc_heap *h, sc_span *s);
 static sc_span *class_grow(sc_heap *h, unsigned cls);
 static uint64_t span_refill(sc_heap *h, sc_span *s);
 static void *alloc_done(sc_heap *h, sc_span *s, size_t slot, size_t size);
 static void *large_alloc(sc_heap *h, size_t size, size_t align_pages);
+static void free_slow(sc_heap *h, void *p);
 static sc_span *block_span(const sc_heap *h, const void *p, const char *fn);
+static bool slot_lookup(const sc_span *s, const void *p, size_t *slot);
 static size_t slot_index(const sc_span *s, const void *p, const char *fn);
+static void slot_clear(sc_span *s, size_t slot);
 static bool block_quarantined(const sc_span *s, size_t slot);
 static void free_checked(sc_heap *h, sc_span *s, size_t slot, void *p);
 static void slot_release(sc_heap *h, sc_span *s, size_t slot);
@@ -225,26 +230,47 @@ static inline unsigned class_of(size_t n)
 /* ---- Steps 2 to 5: the fast path ----------------------------------------- */
 
 /*
- * Takes the next free slot of s, which has one (it is on a partial list).
- * The cache's bit 0 is slot freeindex, so ctz gives the slot at once; the
- * shift in two steps because a shift by 64 (bit 63 taken) is undefined.
+ * Step 4 on span s, whose cache (non-zero) names its next free slot: the
+ * cache's bit 0 is slot freeindex, so ctz gives the slot at once. The
+ * shift in two steps, because a shift by 64 (bit 63 taken) is undefined.
  */
-static inline size_t span_take(sc_heap *h, sc_span *s)
+static inline size_t span_take_cached(sc_span *s, uint64_t cache)
 {
-    uint64_t cache = s->alloc_cache;
-    if (cache == 0)
-        cache = span_refill(h, s);
     unsigned bit = (unsigned)__builtin_ctzll(cache);
     size_t slot = s->freeindex + bit;
     s->alloc_cache = (cache >> bit) >> 1;
     s->freeindex = (uint16_t)(slot + 1);
     s->alloc_bits[slot >> 6] |= (uint64_t)1 << (slot & 63);
-    if (++s->alloc_count == s->nelems)
-        partial_remove(h, s); /* full: the next span becomes the head */
+    s->alloc_count++;
     return slot;
 }
 
+/*
+ * Steps 1 to 4 when nothing else is needed: the class's head span has a
+ * loaded cache, and this take does not fill it. Everything else (no span
+ * yet, an empty cache, the take that fills the span, a large request) is
+ * alloc_slow's, called in tail position: so in a release build this
+ * function needs no stack frame and saves no register, about 30
+ * instructions. A checked build records the request (alloc_done).
+ */
 void *sc_alloc(sc_heap *h, size_t size)
+{
+    if (size <= SC_MAX_SMALL) {
+        sc_span *s = h->partial[class_of(size)];
+        if (s != NULL && s->alloc_cache != 0 &&
+            s->alloc_count + 1u < s->nelems) {
+            size_t slot = span_take_cached(s, s->alloc_cache);
+            if (SC_CHECKED)
+                return alloc_done(h, s, slot, size);
+            return span_base(s) + slot * s->elemsize;
+        }
+    }
+    return alloc_slow(h, size);
+}
+
+/* Steps 2 to 6 in full: a new span if the class has none with room, a
+ * refill of an empty cache, a full span off its list. */
+static SC_NOINLINE void *alloc_slow(sc_heap *h, size_t size)
 {
     if (size > SC_MAX_SMALL)
         return large_alloc(h, size, 1);
@@ -256,6 +282,20 @@ void *sc_alloc(sc_heap *h, size_t size)
     if (SC_CHECKED)
         return alloc_done(h, s, slot, size);
     return span_base(s) + slot * s->elemsize;
+}
+
+/* Step 4 on a span with room, from the slow path: the cache refilled if it
+ * is empty, and a span that becomes full taken off its class's list (the
+ * next span becomes the head). */
+static size_t span_take(sc_heap *h, sc_span *s)
+{
+    uint64_t cache = s->alloc_cache;
+    if (cache == 0)
+        cache = span_refill(h, s);
+    size_t slot = span_take_cached(s, cache);
+    if (s->alloc_count == s->nelems)
+        partial_remove(h, s);
+    return slot;
 }
 
 /* ---- Step 5: refilling the cache, and the rescan ------------------------- */
@@ -370,9 +410,35 @@ static SC_NOINLINE void *large_alloc(sc_heap *h, size_t size,
 
 /* ---- Freeing ------------------------------------------------------------- */
 
-/* Steps 1 to 3 of the header for a small block, step 4 for a large one.
- * errno: only the page heap can reach the OS here, and it keeps errno. */
+/*
+ * Steps 1 to 3 when nothing else is needed: a small block of a span that
+ * is neither full (no list to join) nor about to be empty (no pages to give
+ * back). The same checks as free_slow, which takes every other case and
+ * reports misuse: a pointer that fails any test here goes there, called in
+ * tail position, so that this function needs no stack frame either. NULL
+ * goes there too (index[0] is no arena: nothing is mapped at address 0).
+ * errno: only the page heap can reach the OS, and it keeps errno.
+ */
 void sc_free(sc_heap *h, void *p)
+{
+    if (!SC_CHECKED) {
+        uintptr_t a = (uintptr_t)p >> SC_ARENA_SHIFT;
+        const sc_arena *ar = a < h->index_len ? h->index[a] : NULL;
+        sc_span *s = ar ? ar->spans[page_of(p) & (SC_ARENA_PAGES - 1)] : NULL;
+        size_t slot;
+        if (s != NULL && s->state == SC_SPAN_SMALL && s->alloc_count > 1 &&
+            s->alloc_count < s->nelems && slot_lookup(s, p, &slot) &&
+            slot_taken(s, slot)) {
+            slot_clear(s, slot);
+            return;
+        }
+    }
+    free_slow(h, p);
+}
+
+/* Steps 1 to 3 of the header in full for a small block, step 4 for a large
+ * one, with the reports of misuse; checked builds always come here. */
+static SC_NOINLINE void free_slow(sc_heap *h, void *p)
 {
     if (p == NULL)
         return;
@@ -416,24 +482,40 @@ static sc_span *block_span(const sc_heap *h, const void *p, const char *fn)
     return s;
 }
 
-/* Step 2: the slot at p, by multiplication; p must be its first byte. */
-static size_t slot_index(const sc_span *s, const void *p, const char *fn)
+/* Step 2: the slot that p starts, by multiplication: false when p is not
+ * the first byte of a slot of s (inside one, or past the last). */
+static inline bool slot_lookup(const sc_span *s, const void *p, size_t *slot)
 {
     uintptr_t off = (uintptr_t)p - (uintptr_t)span_base(s);
-    size_t slot = (size_t)(((uint64_t)off * s->divmul) >> 32);
-    if (slot >= s->nelems || slot * s->elemsize != off)
+    *slot = (size_t)(((uint64_t)off * s->divmul) >> 32);
+    return *slot < s->nelems && *slot * s->elemsize == off;
+}
+
+/* The same, reported when it fails. */
+static size_t slot_index(const sc_span *s, const void *p, const char *fn)
+{
+    size_t slot;
+    if (!slot_lookup(s, p, &slot))
         alloc_fatal(STAGE, fn, p,
                     "not the start of a block (a pointer inside a slot, or "
                     "past the span's last one)");
     return slot;
 }
 
+/* Step 3's core: the slot's bit cleared, the span's count down. */
+static inline void slot_clear(sc_span *s, size_t slot)
+{
+    s->alloc_bits[slot >> 6] &= ~((uint64_t)1 << (slot & 63));
+    s->alloc_count--;
+}
+
 /* Step 3: the slot is free again. A span that was full gets room: back on
  * its class's list, at the tail; one that is empty may go back. */
 static inline void slot_release(sc_heap *h, sc_span *s, size_t slot)
 {
-    s->alloc_bits[slot >> 6] &= ~((uint64_t)1 << (slot & 63));
-    if (s->alloc_count-- == s->nelems)
+    bool was_full = s->alloc_count == s->nelems;
+    slot_clear(s, slot);
+    if (was_full)
         partial_push_back(h, s);
     if (s->alloc_count == 0)
         span_emptied(h, s);

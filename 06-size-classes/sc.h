@@ -166,8 +166,10 @@ typedef struct sc_heap {
     /* Bit n of run_map[k] set <=> runs[k][n] is not empty. */
     uint64_t run_map[2][SC_HEAP_LISTS / 64];
     /* The arena index: 2^22 entries, the arena of address p at
-     * index[p >> 26]; mapped with the first arena. */
+     * index[p >> 26]; mapped with the first arena, when index_len becomes
+     * 2^22 (0 before: no address is in an arena). */
     sc_arena **index;
+    size_t index_len;
     sc_arena *arenas;         /* every arena, newest first */
     sc_fixalloc span_meta;    /* sc_span structs */
     sc_fixalloc request_meta; /* checked builds: requests[] arrays */
@@ -181,6 +183,13 @@ typedef struct sc_heap {
     void *quarantine[SC_QUARANTINE];
     size_t q_first, q_count;
 } sc_heap;
+
+/* The sc_* functions are the stage's API for its tests and programs, not
+ * part of libmalloc.so's: hidden from the dynamic symbol table, so that the
+ * library's malloc calls them directly (no PLT) and a program with its own
+ * sc_alloc cannot take their place. Executables linking sc.c directly see
+ * no difference. */
+#pragma GCC visibility push(hidden)
 
 /* Starts an empty heap (nothing is mapped until the first alloc). 0. */
 int sc_init(sc_heap *h);
@@ -286,5 +295,7 @@ void sc_dump(const sc_heap *h, FILE *out);
  * of the page heap (external, to the classes).
  */
 void sc_waste(const sc_heap *h, FILE *out);
+
+#pragma GCC visibility pop
 
 #endif /* SC_H */

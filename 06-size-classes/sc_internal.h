@@ -33,6 +33,8 @@ _Static_assert(sizeof(((sc_heap *)0)->partial) / sizeof(sc_span *) ==
                    SC_NCLASSES,
                "one partial list per class");
 
+#pragma GCC visibility push(hidden) /* (see sc.h) */
+
 /* The table sc_gen.c computed (sc.c instantiates it). */
 extern const uint16_t sc_size_of_class[SC_NCLASSES];
 extern const uint8_t sc_pages_of_class[SC_NCLASSES];
@@ -72,9 +74,7 @@ static inline size_t span_bytes(const sc_span *s)
 static inline sc_arena *arena_of(const sc_heap *h, uintptr_t page)
 {
     uintptr_t i = page >> (SC_ARENA_SHIFT - SC_PAGE_SHIFT);
-    if (h->index == NULL || i >= ((uintptr_t)1 << SC_INDEX_BITS))
-        return NULL;
-    return h->index[i];
+    return i < h->index_len ? h->index[i] : NULL;
 }
 
 /* The page map's entry for `page`, or NULL when the page is in no arena.
@@ -143,5 +143,7 @@ static inline unsigned run_list_of(size_t npages)
 {
     return npages < SC_HEAP_LISTS ? (unsigned)npages : 0;
 }
+
+#pragma GCC visibility pop
 
 #endif /* SC_INTERNAL_H */
