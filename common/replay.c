@@ -67,7 +67,7 @@ static int usage(const char *prog)
 {
     fprintf(stderr,
             "usage: %s [--reps N] [--csv PATH] [--append] [--only "
-            "stage|system] [--label NAME] [--rss] TRACE.rep...\n",
+            "stage|system] [--label NAME] [--align N] [--rss] TRACE.rep...\n",
             prog);
     return 2;
 }
@@ -78,6 +78,7 @@ int replay_main(int argc, char **argv, const char *stage,
     unsigned reps = 5;
     const char *csv_path = NULL, *only = NULL, *label = "system";
     bool append = false, rss = false;
+    size_t align = 0; /* the system side's: trace_system_malloc's */
     int first_trace = argc;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
@@ -92,6 +93,8 @@ int replay_main(int argc, char **argv, const char *stage,
             append = true;
         else if (strcmp(argv[i], "--rss") == 0)
             rss = true;
+        else if (strcmp(argv[i], "--align") == 0 && i + 1 < argc)
+            align = (size_t)strtoul(argv[++i], NULL, 10);
         else if (strncmp(argv[i], "--", 2) == 0)
             return usage(argv[0]);
         else {
@@ -112,7 +115,10 @@ int replay_main(int argc, char **argv, const char *stage,
             all[n++] = allocs[i];
     if (only == NULL || strcmp(only, "system") == 0) {
         all[n] = trace_system_malloc;
-        all[n++].name = label;
+        all[n].name = label;
+        if (align != 0)
+            all[n].align = align;
+        n++;
     }
 
     FILE *csv = csv_path ? fopen(csv_path, append ? "a" : "w") : NULL;

@@ -14,11 +14,15 @@
  * --reps timed passes), one row a trace, the averages last.
  *
  *   PROGRAM [--reps N] [--csv PATH] [--append] [--only stage|system]
- *           [--label NAME] [--rss] TRACE.rep...
+ *           [--label NAME] [--align N] [--rss] TRACE.rep...
  *
  *   --only system   the system malloc alone: with LD_PRELOAD, another malloc
  *                   (another stage's libmalloc.so, jemalloc...), named by
  *   --label NAME    instead of "system"
+ *   --align N       the alignment the system side's blocks must have:
+ *                   glibc's 16 by default; a preloaded malloc may give a
+ *                   request of 8 bytes or less 8 (C17 7.22.3 allows it, and
+ *                   jemalloc, tcmalloc, mimalloc and stage 06 do)
  *   --rss           footprint as resident memory for every allocator
  *                   (trace_options.footprint_rss): the one measure all can
  *                   be given; without it, each allocator's own count and
