@@ -63,13 +63,12 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define SC_FIX_CHUNK ((size_t)64 << 10) /* bytes of a fixalloc chunk */
-#define INDEX_BYTES  (((size_t)1 << SC_INDEX_BITS) * sizeof(sc_arena *))
-#define ARENA_META   ((sizeof(sc_arena) + 4095) & ~(size_t)4095)
+#define INDEX_BYTES (((size_t)1 << SC_INDEX_BITS) * sizeof(sc_arena *))
 
 static void footprint_update(sc_heap *h)
 {
     sc_stats_t *st = &h->stats;
+    st->metadata = metadata_written(h);
     st->footprint = (st->span_pages + st->free_pages) * SC_PAGE + st->metadata;
     if (st->footprint > st->peak_footprint)
         st->peak_footprint = st->footprint;
@@ -261,7 +260,7 @@ static bool arena_grow(sc_heap *h, size_t npages)
              (size_t)(m + bytes + SC_ARENA - (start + bytes)));
     size_t i;
     for (i = 0; i < narenas; i++) {
-        sc_arena *a = os_map(h, ARENA_META);
+        sc_arena *a = os_map(h, SC_ARENA_META);
         if (a == NULL)
             break;
         a->page = page_of(start + i * SC_ARENA);
@@ -276,7 +275,7 @@ static bool arena_grow(sc_heap *h, size_t npages)
             sc_arena *a = h->arenas;
             h->arenas = a->next;
             h->index[a->page >> (SC_ARENA_SHIFT - SC_PAGE_SHIFT)] = NULL;
-            os_unmap(h, a, ARENA_META);
+            os_unmap(h, a, SC_ARENA_META);
         }
         os_unmap(h, start, bytes);
         fixalloc_put(&h->span_meta, run);
@@ -284,7 +283,6 @@ static bool arena_grow(sc_heap *h, size_t npages)
     }
     h->stats.arenas += narenas;
     h->stats.reserved += bytes;
-    h->stats.metadata += narenas * ARENA_META;
     h->stats.released_pages += narenas * SC_ARENA_PAGES;
     run->page = page_of(start);
     run->npages = narenas * SC_ARENA_PAGES;
@@ -497,12 +495,11 @@ void *fixalloc_get(sc_heap *h, sc_fixalloc *f)
             f->bump = chunk + 16;
             f->left = SC_FIX_CHUNK - 16;
             f->mapped += SC_FIX_CHUNK;
-            h->stats.metadata += SC_FIX_CHUNK;
-            footprint_update(h);
         }
         p = f->bump;
         f->bump += f->size;
         f->left -= f->size;
+        footprint_update(h); /* a page of the chunk may be written now */
     }
     memset(p, 0, f->size);
     f->in_use++;
@@ -537,7 +534,7 @@ void pageheap_destroy(sc_heap *h)
         track_mem_undefined(page_addr(a->page), a->touched * SC_PAGE);
         if (a->page == a->map_page)
             os_unmap(h, page_addr(a->page), a->map_pages * SC_PAGE);
-        os_unmap(h, a, ARENA_META);
+        os_unmap(h, a, SC_ARENA_META);
     }
     if (h->index != NULL)
         os_unmap(h, h->index, INDEX_BYTES);

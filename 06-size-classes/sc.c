@@ -39,9 +39,10 @@
  *      start of a block: reported. A clear bit is a double free: reported.
  *   3. Clear the bit. A span that was full goes back on its class's partial
  *      list (at the tail, so that the head's scan goes on undisturbed); a
- *      span that is now empty goes back to the page heap, unless it is its
- *      class's only span with room (then it is kept, so that a loop of one
- *      malloc and one free does not make and unmake a span every time).
+ *      span that is now empty goes back to the page heap, unless it is
+ *      one page and its class's only span with room (then it is kept, so
+ *      that a loop of one malloc and one free does not make and unmake a
+ *      span each time).
  *   4. The page heap merges the freed run with its free neighbours and
  *      applies the release policy: resident free pages beyond `retain`
  *      (4 MiB) go back to the OS with madvise(MADV_DONTNEED), largest run
@@ -164,7 +165,8 @@
  *                nelems; freeindex <= nelems; every bit of alloc_cache is a
  *                free slot at or after freeindex, in freeindex's 64-slot
  *                word; on its class's partial list <=> alloc_count < nelems;
- *                at most one span per class on it is empty
+ *                at most one span per class on it is empty, and it is
+ *                one page
  *   large span:  nelems 1, alloc_count 1, bit 0 set, on no list
  *   free run:    on runs[released][run_list_of(npages)], and that list's
  *                run_map bit set (and clear for every empty list); no two
@@ -521,12 +523,15 @@ static inline void slot_release(sc_heap *h, sc_span *s, size_t slot)
         span_emptied(h, s);
 }
 
-/* An empty span: kept when it is the only span of its class with room (a
- * loop of one malloc and one free then costs no page heap call), its search
- * starting again from slot 0; otherwise its pages go back (step 4). */
+/* An empty span: kept when it is one page and the only span of its class
+ * with room (a loop of one malloc and one free then costs no page heap
+ * call), its search starting again from slot 0; otherwise its pages go back
+ * (step 4). Only one page: a block that passes through many classes (a
+ * realloc that grows) would otherwise leave an empty span of up to 10
+ * pages in each, 1.2 MB on the realloc-grow trace. */
 static SC_NOINLINE void span_emptied(sc_heap *h, sc_span *s)
 {
-    if (h->partial[s->cls] == s && s->next == s) {
+    if (s->npages == 1 && h->partial[s->cls] == s && s->next == s) {
         s->freeindex = 0;
         s->alloc_cache = 0;
         s->zero_pass = false;

@@ -143,9 +143,11 @@ typedef struct sc_stats {
     size_t free_pages;               /* pages of free runs, resident */
     size_t released_pages; /* pages of free runs, given back or never used */
     size_t free_runs;      /* free runs on the page heap's lists */
-    size_t metadata;       /* bytes of the allocator's own: fixalloc chunks
-                              and arena page maps (not the arena index's
-                              32 MiB of reserved address space) */
+    size_t metadata;       /* bytes of the allocator's own that have been
+                              written (so are resident): the fixalloc chunks
+                              and the arenas' page maps, by 4 KiB page (not
+                              the arena index: 32 MiB of address space, 4 KiB
+                              of it touched for each 32 GiB of arenas) */
     size_t mmaps, munmaps, madvises; /* system calls made since init */
     size_t rescans; /* small spans searched again from slot 0 */
 } sc_stats_t;

@@ -29,10 +29,6 @@
 #define NO_COVERAGE
 #endif
 
-/* pageheap.c's sizes, for the counters' check. */
-#define SC_FIX_CHUNK ((size_t)64 << 10)
-#define ARENA_META   ((sizeof(sc_arena) + 4095) & ~(size_t)4095)
-
 const sc_span *sc_span_of(const sc_heap *h, const void *p)
 {
     const sc_span *s = pagemap_get(h, page_of(p));
@@ -297,6 +293,8 @@ NO_COVERAGE static const char *check_lists(const sc_heap *h,
                 return "a partial list holds a span of another class";
             if (s->next == NULL || s->next->prev != s)
                 return "partial list links disagree (next->prev)";
+            if (s->alloc_count == 0 && s->npages != 1)
+                return "an empty span of more than one page is kept";
             empties += s->alloc_count == 0;
             s = s->next;
         } while (s != head);
@@ -321,8 +319,7 @@ NO_COVERAGE static const char *check_counters(const sc_heap *h,
         st->released_pages != sum->released_pages ||
         st->free_runs != sum->free_runs)
         return "page counters disagree with the spans and runs";
-    size_t meta =
-        h->span_meta.mapped + h->request_meta.mapped + st->arenas * ARENA_META;
+    size_t meta = metadata_written(h);
     if (st->metadata != meta)
         return "the metadata counter disagrees with the chunks and page maps";
     if (st->footprint != (st->span_pages + st->free_pages) * SC_PAGE + meta)

@@ -46,6 +46,40 @@ extern const uint8_t sc_size_to_class128[SC_N_TO_CLASS128];
 /* Bytes of a request array (checked builds): one uint16_t per slot. */
 #define SC_REQUESTS_BYTES (SC_MAX_SLOTS * sizeof(uint16_t))
 
+/* The metadata's mappings: fixalloc chunks, and one arena's page map. */
+#define SC_FIX_CHUNK  ((size_t)64 << 10)
+#define SC_OS_PAGE    ((size_t)4096)
+#define SC_ARENA_META ((sizeof(sc_arena) + SC_OS_PAGE - 1) & ~(SC_OS_PAGE - 1))
+
+static inline size_t os_pages_of(size_t bytes)
+{
+    return (bytes + SC_OS_PAGE - 1) & ~(SC_OS_PAGE - 1);
+}
+
+/*
+ * The metadata's part of the footprint: the OS pages of its mappings that
+ * have been written, since only those are resident. A fixalloc's chunks
+ * are filled in order, so all but the newest are written through; an
+ * arena's page map is written from its start up to the pages handed out
+ * so far, and on its last page (the arena's first free run ends there).
+ */
+static inline size_t metadata_written(const sc_heap *h)
+{
+    size_t n = 0;
+    const sc_fixalloc *f[2] = {&h->span_meta, &h->request_meta};
+    for (size_t i = 0; i < 2; i++)
+        if (f[i]->mapped != 0)
+            n += f[i]->mapped - SC_FIX_CHUNK +
+                 os_pages_of(SC_FIX_CHUNK - f[i]->left);
+    for (const sc_arena *a = h->arenas; a != NULL; a = a->next) {
+        size_t m = os_pages_of(sizeof(sc_arena) - sizeof a->spans +
+                               a->touched * sizeof a->spans[0]) +
+                   SC_OS_PAGE;
+        n += m < SC_ARENA_META ? m : SC_ARENA_META;
+    }
+    return n;
+}
+
 /* ---- Addresses and pages ------------------------------------------------- */
 
 static inline uintptr_t page_of(const void *p)

@@ -357,6 +357,17 @@ static void test_spans_leave_and_join_the_partial_list(void)
     sc_release(&h);
     CHECK_EQ(sc_stats(&h).small_spans, spans - 2);
     CHECK(sc_check(&h));
+    /* A span of two pages or more is never kept empty: the last 1408 B
+     * block freed gives its two pages back at once. */
+    void *w = sc_alloc(&h, 1400);
+    REQUIRE(w != NULL);
+    CHECK_EQ(sc_span_of(&h, w)->npages, 2);
+    CHECK_EQ(sc_stats(&h).small_spans, spans - 1);
+    sc_free(&h, w);
+    settle(&h);
+    CHECK_EQ(sc_stats(&h).small_spans, spans - 2);
+    CHECK_NULL(h.partial[sc_size_class(1400)]);
+    CHECK(sc_check(&h));
     sc_destroy(&h);
 }
 
