@@ -162,6 +162,23 @@ static void pagemap_set(sc_heap *h, uintptr_t page, sc_span *s)
     *pagemap_entry(h, page) = s;
 }
 
+/* Pages first .. first + n - 1 map to s (which may be NULL): one arena's
+ * stretch at a time, a plain loop over its page map, so that a big span
+ * costs a store a page, not a lookup. */
+static void pagemap_fill(sc_heap *h, uintptr_t first, size_t n, sc_span *s)
+{
+    while (n > 0) {
+        sc_span **e = pagemap_entry(h, first);
+        size_t m = SC_ARENA_PAGES - (first & (SC_ARENA_PAGES - 1));
+        if (m > n)
+            m = n;
+        for (size_t i = 0; i < m; i++)
+            e[i] = s;
+        first += m;
+        n -= m;
+    }
+}
+
 /* A free run maps its first and last page to itself (the pages between
  * stay NULL): enough for the neighbours that step 4 looks up. */
 static void run_mark(sc_heap *h, sc_span *r)
@@ -367,8 +384,7 @@ sc_span *pageheap_alloc(sc_heap *h, size_t npages, size_t align_pages)
     if (tail != NULL)
         fixalloc_put(&h->span_meta, tail);
     /* r is the span: every page maps to it. */
-    for (size_t i = 0; i < npages; i++)
-        pagemap_set(h, r->page + i, r);
+    pagemap_fill(h, r->page, npages, r);
     mark_touched(h, r->page, npages);
     if (r->released)
         h->stats.released_pages -= npages;
@@ -385,8 +401,8 @@ sc_span *pageheap_alloc(sc_heap *h, size_t npages, size_t align_pages)
 void pageheap_free(sc_heap *h, sc_span *s)
 {
     /* The pages between the first and the last are no longer looked up. */
-    for (size_t i = 1; i + 1 < s->npages; i++)
-        pagemap_set(h, s->page + i, NULL);
+    if (s->npages > 2)
+        pagemap_fill(h, s->page + 1, s->npages - 2, NULL);
     h->stats.span_pages -= s->npages;
     h->stats.free_pages += s->npages;
     s->state = SC_SPAN_FREE;
@@ -425,8 +441,7 @@ bool pageheap_extend(sc_heap *h, sc_span *s, size_t npages)
         run_mark(h, next);
         run_insert(h, next);
     }
-    for (size_t i = 0; i < extra; i++)
-        pagemap_set(h, end + i, s);
+    pagemap_fill(h, end, extra, s);
     mark_touched(h, end, extra);
     s->npages = npages;
     h->stats.span_pages += extra;

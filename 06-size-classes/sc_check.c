@@ -372,6 +372,7 @@ bool sc_check(const sc_heap *h)
 #define DUMP_PAGES 128 /* pages drawn per mapping, one cell each */
 #define DUMP_SPANS 4   /* spans drawn per class */
 #define DUMP_ROW   64  /* slots per row of a bitmap */
+#define DUMP_ROWS  4   /* rows of a bitmap drawn, at most */
 
 static size_t kib(size_t bytes)
 {
@@ -437,7 +438,16 @@ static void dump_mapping(const sc_heap *h, const sc_arena *a, FILE *out)
  * the row under it marks freeindex with '^'. */
 static void dump_bitmap(const sc_span *s, FILE *out)
 {
+    size_t rows_max = DUMP_ROWS * DUMP_ROW;
     for (size_t row = 0; row < s->nelems; row += DUMP_ROW) {
+        if (row >= rows_max) {
+            size_t taken = 0;
+            for (size_t i = row; i < s->nelems; i++)
+                taken += slot_taken(s, i);
+            fprintf(out, "    %4zu ... %zu more slots, %zu taken\n", row,
+                    s->nelems - row, taken);
+            break;
+        }
         char line[DUMP_ROW + 1], mark[DUMP_ROW + 1];
         size_t k = 0;
         for (size_t i = row; i < s->nelems && i < row + DUMP_ROW; i++, k++) {
