@@ -438,7 +438,7 @@ static void dump_mapping(const sc_heap *h, const sc_arena *a, FILE *out)
  * the row under it marks freeindex with '^'. */
 static void dump_bitmap(const sc_span *s, FILE *out)
 {
-    size_t rows_max = DUMP_ROWS * DUMP_ROW;
+    size_t rows_max = (size_t)DUMP_ROWS * DUMP_ROW;
     for (size_t row = 0; row < s->nelems; row += DUMP_ROW) {
         if (row >= rows_max) {
             size_t taken = 0;
