@@ -249,19 +249,19 @@ static inline size_t span_take_cached(sc_span *s, uint64_t cache)
 
 /*
  * Steps 1 to 4 when nothing else is needed: the class's head span has a
- * loaded cache, and this take does not fill it. Everything else (no span
- * yet, an empty cache, the take that fills the span, a large request) is
- * alloc_slow's, called in tail position: so in a release build this
- * function needs no stack frame and saves no register, about 30
- * instructions. A checked build records the request (alloc_done).
+ * loaded cache. Everything else (no span yet, an empty cache, a large
+ * request) is alloc_slow's, called in tail position: so in a release build
+ * this function calls nothing, needs no stack frame and saves no register,
+ * about 30 instructions. A checked build records the request (alloc_done).
  */
 void *sc_alloc(sc_heap *h, size_t size)
 {
     if (size <= SC_MAX_SMALL) {
         sc_span *s = h->partial[class_of(size)];
-        if (s != NULL && s->alloc_cache != 0 &&
-            s->alloc_count + 1u < s->nelems) {
+        if (s != NULL && s->alloc_cache != 0) {
             size_t slot = span_take_cached(s, s->alloc_cache);
+            if (s->alloc_count == s->nelems)
+                partial_remove(h, s); /* full: the next span is the head */
             if (SC_CHECKED)
                 return alloc_done(h, s, slot, size);
             return span_base(s) + slot * s->elemsize;
@@ -414,11 +414,11 @@ static SC_NOINLINE void *large_alloc(sc_heap *h, size_t size,
 
 /*
  * Steps 1 to 3 when nothing else is needed: a small block of a span that
- * is neither full (no list to join) nor about to be empty (no pages to give
- * back). The same checks as free_slow, which takes every other case and
- * reports misuse: a pointer that fails any test here goes there, called in
- * tail position, so that this function needs no stack frame either. NULL
- * goes there too (index[0] is no arena: nothing is mapped at address 0).
+ * is not about to be empty (no pages to give back). The same checks as
+ * free_slow, which takes every other case and reports misuse: a pointer
+ * that fails any test here goes there, called in tail position, so that
+ * this function calls nothing and needs no stack frame either. NULL goes
+ * there too (index[0] is no arena: nothing is mapped at address 0).
  * errno: only the page heap can reach the OS, and it keeps errno.
  */
 void sc_free(sc_heap *h, void *p)
@@ -429,9 +429,11 @@ void sc_free(sc_heap *h, void *p)
         sc_span *s = ar ? ar->spans[page_of(p) & (SC_ARENA_PAGES - 1)] : NULL;
         size_t slot;
         if (s != NULL && s->state == SC_SPAN_SMALL && s->alloc_count > 1 &&
-            s->alloc_count < s->nelems && slot_lookup(s, p, &slot) &&
-            slot_taken(s, slot)) {
+            slot_lookup(s, p, &slot) && slot_taken(s, slot)) {
+            bool was_full = s->alloc_count == s->nelems;
             slot_clear(s, slot);
+            if (was_full)
+                partial_push_back(h, s);
             return;
         }
     }
