@@ -113,12 +113,12 @@
  *       |               not an arena of this heap
  *       v
  * sc_arena.spans[(p >> 13) & 8191], one entry per 8 KiB page:
- *       [ A ][ A ][ B ][ C ][ - ][ - ][ C ][ D ][ D ][ D ] ...
+ *       [ A ][ A ][ B ][ C ][ - ][ - ][ C ][ D ][ D ][ D ][ D ][ D ] ...
  *
  * the arena's pages:
- *       [ A: 2 pages  ][ B  ][ C: free run, 4 pages ][ D: large, 3 pages  ]
- *        class 35        class 5                      one block of 20000 B
- *        11 x 1408 B     170 x 48 B
+ *       [ A: 2 pages ][ B  ][ C: free run, 4 pages ][ D: large, 5 pages     ]
+ *        class 35      class 5                       one block of 40000 B
+ *        11 x 1408 B   170 x 48 B
  *
  * a span in use: every page maps to it; a free run: its first and last
  * pages map to it, the pages between are NULL ("-")

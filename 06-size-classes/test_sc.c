@@ -410,6 +410,22 @@ static void test_page_heap_best_fit(void)
     CHECK_PTR_EQ(sc_alloc(&h, pages_bytes(6)), hole[1]);
     CHECK_NULL(h.runs[0][6]);
     CHECK(sc_check(&h));
+    /* Runs of 128 pages or more share list 0, walked for the smallest that
+     * fits: holes of 150 and 200 pages (the 200 first on the list, which is
+     * newest first), and 140 pages go in the 150-page hole. The guards are
+     * bigger than every hole left above, so that they land between the
+     * two. */
+    char *big150 = sc_alloc(&h, pages_bytes(150));
+    char *g1 = sc_alloc(&h, pages_bytes(20));
+    char *big200 = sc_alloc(&h, pages_bytes(200));
+    char *g2 = sc_alloc(&h, pages_bytes(20));
+    REQUIRE(big150 && g1 && big200 && g2);
+    REQUIRE(g1 == big150 + pages_bytes(150) && big200 == g1 + pages_bytes(20));
+    sc_free(&h, big150);
+    sc_free(&h, big200);
+    settle(&h);
+    CHECK_PTR_EQ(sc_alloc(&h, pages_bytes(140)), big150);
+    CHECK(sc_check(&h));
     sc_destroy(&h);
 }
 
@@ -730,6 +746,23 @@ static void test_release_policy(void)
     sc_free(&h, b);
     settle(&h);
     CHECK_EQ(h.stats.madvises, madvises + 2); /* at once, at the free */
+    CHECK(sc_check(&h));
+    /* Largest first: 20 and 100 free pages, a threshold of 25 pages: one
+     * madvise, of the 100, and the 20 stay resident. */
+    sc_set_retain(&h, SIZE_MAX);
+    char *r20 = sc_alloc(&h, pages_bytes(20)),
+         *g = sc_alloc(&h, pages_bytes(5));
+    char *r100 = sc_alloc(&h, pages_bytes(100)),
+         *g2 = sc_alloc(&h, pages_bytes(5));
+    REQUIRE(r20 && g && r100 && g2);
+    sc_free(&h, r20);
+    sc_free(&h, r100);
+    settle(&h);
+    REQUIRE(h.stats.free_pages == 120);
+    madvises = h.stats.madvises;
+    sc_set_retain(&h, pages_bytes(25));
+    CHECK_EQ(h.stats.madvises, madvises + 1);
+    CHECK_EQ(h.stats.free_pages, 20);
     CHECK(sc_check(&h));
     sc_destroy(&h);
 }
