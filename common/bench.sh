@@ -95,7 +95,7 @@ echo "== $stage bench on $(uname -m), $(getconf _NPROCESSORS_ONLN 2>/dev/null ||
 
 # ---- 2. The same system side under other mallocs -------------------------
 
-# shellcheck source=common/mallocs.sh
+# shellcheck source=mallocs.sh
 . "$(dirname "$0")/mallocs.sh"
 preloaded=() # "name|path" of each malloc that ran
 others=$(malloc_list) # (a note on stderr for each one left out)

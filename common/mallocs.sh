@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # common/mallocs.sh: the other mallocs a bench runs beside the system's,
 # sourced by bench.sh and replay.sh (bash).
 #

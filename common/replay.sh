@@ -27,7 +27,7 @@ shift 3
 traces=("$@")
 reps=(--reps "${REPLAY_REPS:-5}")
 csv=$build/traces.csv rss_csv=$build/traces-rss.csv
-# shellcheck source=common/mallocs.sh
+# shellcheck source=mallocs.sh
 . "$(dirname "$0")/mallocs.sh"
 
 # ---- 1. Each allocator's own count --------------------------------------
