@@ -374,7 +374,8 @@ static void test_reset_frees_everything(void)
     CHECK_EQ(s.requested, 0);
     CHECK_EQ(s.high_water, used); /* the high-water mark survives a reset */
     CHECK(bump_check(&b));
-    CHECK_PTR_EQ(bump_alloc(&b, 40), first); /* the memory is reused */
+    CHECK_PTR_EQ(bump_alloc(&b, 40), first);   /* the memory is reused */
+    CHECK_EQ(bump_stats(&b).high_water, used); /* and the mark stays put */
     bump_destroy(&b);
 }
 
@@ -394,6 +395,7 @@ static void test_mark_rewind_restores_position_and_stats(void)
     CHECK_EQ(s.requested, at_mark.requested);
     CHECK_GE(s.high_water, at_mark.used + 500);
     CHECK_PTR_EQ(bump_alloc(&b, 200), scratch);
+    CHECK_GE(bump_stats(&b).high_water, at_mark.used + 500); /* stays put */
     CHECK(bump_check(&b));
     bump_destroy(&b);
 }
@@ -510,12 +512,17 @@ static void test_check_catches_broken_regions(void)
     REQUIRE(bump_init_mmap(&b, PAGE) == 0);
     (void)bump_alloc(&b, 100);
     REQUIRE(bump_check(&b));
-    /* Break copies of the state, one invariant at a time. */
+    /* Break copies of the state. The first case breaks two invariants (the
+     * offset is past the high-water mark too); the high-water case after it
+     * breaks the bound on the capacity alone. */
     bump_t bad = b;
     bad.offset = bad.capacity + 16;
     CHECK(!bump_check(&bad));
     bad = b;
     bad.high_water = bad.offset - 1;
+    CHECK(!bump_check(&bad));
+    bad = b;
+    bad.high_water = bad.capacity + 1; /* past the end, the offset in range */
     CHECK(!bump_check(&bad));
     bad = b;
     bad.requested = bad.offset + 1;
@@ -541,9 +548,12 @@ static void test_check_catches_a_broken_record(void)
     REQUIRE(bump_init_mmap(&b, PAGE) == 0);
     (void)bump_alloc(&b, 100);
     (void)bump_alloc(&b, 50);
+    (void)bump_alloc(&b, 20);
     REQUIRE(bump_check(&b));
+    /* B moved back onto A: the sizes still add up to `requested` and C still
+     * ends at the offset, so only the order of the blocks tells. */
     bump_t bad = b;
-    bad.recorded[1].start = bad.recorded[0].start + 10; /* overlaps A */
+    bad.recorded[1].start = bad.recorded[0].start + 10;
     CHECK(!bump_check(&bad));
     bad = b;
     bad.recorded[1].size = 0;
@@ -686,6 +696,7 @@ static void test_random_ops_keep_invariants(void)
     bump_mark_t marks[8];
     size_t mark_nlive[8];
     size_t nmarks = 0;
+    size_t most = 0; /* the most in use so far: what high_water must say */
     size_t ops = test_scale(4000);
     for (size_t op = 0; op < ops; op++) {
         unsigned r = (unsigned)test_rand_range(0, 99);
@@ -722,6 +733,9 @@ static void test_random_ops_keep_invariants(void)
         }
         REQUIRE(bump_check(&b));
         CHECK_EQ(bump_stats(&b).allocations, nlive);
+        if (bump_stats(&b).used > most)
+            most = bump_stats(&b).used;
+        CHECK_EQ(bump_stats(&b).high_water, most);
         /* checking every byte after every op is O(n^2): do it often, not
          * always */
         if (op % 16 == 0)

@@ -1,7 +1,8 @@
 /*
- * pool_internal.h: what pool.c shares with pool_check.c and pool_per_block.c,
- * and no one else includes: which build this is, a slab's record, and the
- * few small helpers that all three use. Not part of the API (pool.h).
+ * pool_internal.h: what pool.c shares with pool_check.c and pool_per_block.c:
+ * which build this is, a slab's record, and the few small helpers that all
+ * three use. Not part of the API (pool.h): only test_pool.c includes it
+ * besides them, to damage a slab's live bits on purpose.
  */
 #ifndef POOL_INTERNAL_H
 #define POOL_INTERNAL_H

@@ -4,8 +4,9 @@
  * fails, and a failed mmap that changes nothing (common/fault.h); each
  * misuse report proved in a child process; proof that pool_check() catches
  * a broken pool, each for the right reason (damaged copies of the state,
- * damaged free-list links); a randomized run with pool_check() after every
- * operation; then the conformance suite, as a fixed-size allocator.
+ * damaged free-list links, a damaged live bit); a randomized run with
+ * pool_check() after every operation; then the conformance suite, as a
+ * fixed-size allocator.
  */
 #include "conform.h"
 #include "fault.h"
@@ -15,6 +16,9 @@
 /* For TRACK_ENABLED, and to open a free block's link to the memory tools
  * when a test damages it on purpose. */
 #include "annotate.h"
+/* A slab's record and pool_find(), to damage a block's live bit on purpose
+ * (test_check_catches_damaged_live_bits): nothing else here uses them. */
+#include "pool_internal.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -133,9 +137,12 @@ static void test_create_rounds_block_size(void)
                 unsigned char *p = pool_alloc(pool);
                 REQUIRE(p != NULL);
                 CHECK(is_aligned(p, POOL_ALIGN));
+                /* sound after every allocation, not only at the end: a
+                 * broken free list would make the next pool_alloc crash */
+                REQUIRE(pool_check(pool));
                 memset(p, 0x5A, s.block_size); /* all of it is usable */
+                REQUIRE(pool_check(pool));     /* writing it broke nothing */
             }
-            CHECK(pool_check(pool));
             pool_destroy(pool); /* blocks still live: they die with it */
         }
     }
@@ -526,6 +533,26 @@ static void free_off_alignment(void *arg)
     pool_free(pool, p + 8);
 }
 
+/* Blocks of one buffer: the address just past the slab's last block, in the
+ * slab's slack (8 blocks of 32 bytes and a header leave most of the page
+ * free). 16-aligned, inside the mapping, but no block of the pool. */
+static unsigned char *past_last_block(pool_t *pool)
+{
+    uintptr_t last = 0;
+    for (size_t i = 0; i < pool->blocks_per_slab; i++) {
+        uintptr_t p = (uintptr_t)pool_alloc(pool);
+        if (p > last)
+            last = p;
+    }
+    return (unsigned char *)(last + pool->stride);
+}
+
+static void free_past_last_block(void *arg)
+{
+    pool_t *pool = pool_create(32, 8, ((misuse_arg *)arg)->flags);
+    pool_free(pool, past_last_block(pool));
+}
+
 static void free_inside_block(void *arg)
 {
     pool_t *pool = pool_create(64, 8, ((misuse_arg *)arg)->flags);
@@ -578,6 +605,9 @@ static void test_misuse_is_reported_in_checked_builds(void)
                      "pointer not from this pool");
         CHECK_ABORTS(free_inside_block, &plain,
                      "pointer not at a block boundary");
+        if (backings[b] == ONE_BUFFER)
+            CHECK_ABORTS(free_past_last_block, &plain,
+                         "pointer not from this pool");
         CHECK_ABORTS(free_twice_later, &plain, "double free");
         CHECK_ABORTS(free_twice_later, &reuse_at_once, "double free");
     }
@@ -676,6 +706,13 @@ static void test_check_catches_damaged_links(void)
         CHECK(check_says(pool, "not a free block", elsewhere));
         set_link(x, live + 16); /* into the middle of a block */
         CHECK(check_says(pool, "not a free block", live + 16));
+        if (backings[b] == ONE_BUFFER) {
+            /* just past the slab's last block, in its slack: x is block 0
+             * (a fresh slab is handed out in address order) */
+            unsigned char *past = x + pool->blocks_per_slab * pool->stride;
+            set_link(x, past);
+            CHECK(check_says(pool, "not a free block", past));
+        }
         set_link(x, NULL); /* the rest of the list is lost */
         CHECK(check_says(pool, "free list shorter", NULL));
         if (CHECKED) {
@@ -683,6 +720,39 @@ static void test_check_catches_damaged_links(void)
             CHECK(check_says(pool, "not a free block", live));
         }
         set_link(x, rest); /* repaired */
+        CHECK(pool_check(pool));
+        pool_destroy(pool);
+    }
+}
+
+/* A live block whose live bit is clear, as an allocation that forgot to set
+ * it would leave it: the free list, the quarantine and the counts are all
+ * sound, only the live bits disagree with `live`. (A set bit on a free
+ * block is caught before that, as a free-list node or a quarantined block
+ * that is not free: test_check_catches_damaged_state.) */
+static void test_check_catches_damaged_live_bits(void)
+{
+    if (!CHECKED) {
+        test_skip("checked builds only");
+        return;
+    }
+    for (size_t b = 0; b < NBACKINGS; b++) {
+        pool_t *pool = pool_create(32, 8, backings[b]);
+        REQUIRE(pool != NULL);
+        void *p = pool_alloc(pool), *q = pool_alloc(pool);
+        REQUIRE(p && q);
+        pool_free(pool, q); /* one block in the quarantine too */
+        REQUIRE(pool_check(pool));
+        pool_slab_t *slab = NULL;
+        size_t i = 0;
+        REQUIRE(pool_find(pool, p, &slab, &i) == POOL_IS_BLOCK);
+        uint64_t mask = (uint64_t)1 << (i % 64);
+        REQUIRE(slab->live_bits[i / 64] & mask);
+        slab->live_bits[i / 64] &= ~mask;
+        CHECK(check_says(pool, "live bits do not count live blocks", NULL));
+        slab->live_bits[i / 64] |= mask; /* repaired */
+        CHECK(pool_check(pool));
+        pool_free(pool, p);
         CHECK(pool_check(pool));
         pool_destroy(pool);
     }
@@ -885,6 +955,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_misuse_is_reported_in_checked_builds);
     RUN_TEST(test_check_catches_damaged_state);
     RUN_TEST(test_check_catches_damaged_links);
+    RUN_TEST(test_check_catches_damaged_live_bits);
     RUN_TEST(test_dump_draws_blocks_and_free_list_order);
     RUN_TEST(test_dump_draws_the_quarantine);
     RUN_TEST(test_random_ops_keep_invariants);

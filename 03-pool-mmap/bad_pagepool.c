@@ -1,7 +1,7 @@
 /*
  * bad_pagepool.c: deliberate misuse of the page pools, one bug per name, to
  * prove that Valgrind and ASan report misuse of the allocator's own blocks.
- * Without the annotations in pagepool.c, a chunk is ordinary mapped memory
+ * Without the annotations in pagepool.c, a slab is ordinary mapped memory
  * to the tools, and the tool-detected bugs below go unreported (try it:
  * `make clean-03 && make misuse-03 EXTRA_CPPFLAGS=-DALLOC_TRACK_OFF`).
  *
@@ -31,21 +31,23 @@ static const misuse_bug bugs[] = {
      "writes one byte past a 32-B block, into the redzone before its live "
      "neighbour"},
     {"underflow", "Invalid read of size", "use-after-poison",
-     "reads the byte before the first block of a chunk (its leading "
-     "redzone; the chunk header is further down)"},
+     "reads the byte before the first block of a slab (its leading "
+     "redzone; the slab header is further down)"},
     {"double-free", "pp_free\\(0x[0-9a-f]+\\): double free",
      "pp_free\\(0x[0-9a-f]+\\): double free",
-     "frees a block twice: the live bitmap of its chunk tells (checked "
+     "frees a block twice: the live bitmap of its slab tells (checked "
      "builds)"},
     {"free-foreign", "not a block of this allocator",
      "not a block of this allocator",
-     "frees a stack address: its page is not in the chunk set (checked "
+     "frees a stack address: its page is not in the slab set (checked "
      "builds)"},
     {"free-misaligned", "not the start of a block", "not the start of a block",
      "frees a pointer 16 bytes into a block (checked builds)"},
     {"uninitialised-read", "uninitialised value", "-",
      "branches on a byte of a fresh block never written (ASan tracks "
-     "addressability, not initialisation: MSan would see it)"},
+     "addressability, not initialisation; MSan would not see it either: "
+     "fresh mmap memory is zeros, initialised to MSan, and annotate.h tells "
+     "MSan nothing)"},
     {"leak", "bytes in [0-9]+ blocks are definitely lost", "-",
      "loses the only pointer to a block while the allocator lives on (ASan "
      "has no leak check for blocks inside our pages)"},
@@ -65,7 +67,7 @@ static int commit(const char *bug)
     if (a == NULL)
         return 1;
     unsigned char *p = pp_alloc(a, 32);
-    unsigned char *q = pp_alloc(a, 32); /* p's neighbour in its chunk */
+    unsigned char *q = pp_alloc(a, 32); /* p's neighbour in its slab */
     if (p == NULL || q == NULL)
         return 1;
     memset(p, 1, 32);

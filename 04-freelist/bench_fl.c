@@ -11,7 +11,7 @@
  * munmaps that glibc, whose heap stays warm between repetitions, does not.
  *
  *   churn-<policy>  a random mix of allocs and frees over 512 live slots,
- *                   sizes log-uniform 16..4096: the free list fills with
+ *                   sizes log-uniform 16..4095: the free list fills with
  *                   holes of every size, and the policy decides the search
  *   fifo-64         allocate 64-byte blocks, then free them in order: no
  *                   search (the list head fits), the fast path alone
@@ -58,7 +58,9 @@ static void make_script(size_t ops)
     script_len = ops;
 }
 
+// clang-format off
 /* ---- churn -------------------------------------------------------------- */
+// clang-format on
 
 static void churn_stage(bench_t *b, size_t ops, fl_policy pol)
 {
@@ -122,7 +124,9 @@ static void churn_system(bench_t *b, size_t ops)
     }
 }
 
-/* ---- fifo-64 ------------------------------------------------------------- */
+// clang-format off
+/* ---- fifo-64 ------------------------------------------------------------ */
+// clang-format on
 
 static void **fifo;
 static size_t fifo_len;
@@ -169,7 +173,9 @@ static void fifo_system(bench_t *b, size_t ops)
     bench_stop(b);
 }
 
-/* ---- realloc-double ---------------------------------------------------- */
+// clang-format off
+/* ---- realloc-double ----------------------------------------------------- */
+// clang-format on
 
 enum { GROWERS = 32, DOUBLINGS = 12 }; /* 16 B << 12 = 64 KiB */
 

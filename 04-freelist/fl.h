@@ -4,11 +4,13 @@
  * run time, splitting, coalescing with both neighbours, regions from mmap.
  *
  * Words used here (the series' glossary):
- *   region  one mapping obtained from the OS with mmap (64 KiB or more)
- *   chunk   a piece of a region: an 8-byte header, then the payload; a free
- *           chunk also has a footer (its header's copy) in its last 8 bytes
- *   block   the payload of a used chunk: what fl_alloc hands out
- * See fl.c for the algorithm and the layout.
+ *   block   what fl_alloc hands out: the bytes asked for, and any rounding
+ *   chunk   a block plus its 8-byte header (glibc's sense); a free chunk
+ *           also has a footer, its header's copy, in its last 8 bytes
+ *   region  one mapping obtained from the OS with mmap (64 KiB or more),
+ *           cut into chunks
+ *   heap    an fl_heap: all the regions one instance manages, and its state
+ * See fl.c for the algorithm, the layout and the invariants.
  *
  * Not thread-safe: one heap belongs to one thread at a time (libmalloc.so,
  * built from malloc_shim.c, puts one lock around it).
@@ -50,30 +52,24 @@ typedef struct fl_stats {
     size_t regions;        /* regions mapped now */
     size_t free_chunks;    /* chunks on the free list */
     size_t free_bytes;     /* bytes in them, headers included */
-    size_t mmaps, munmaps; /* system calls made since init */
+    size_t mmaps, munmaps; /* regions mapped, and given back, since init */
 } fl_stats_t;
 
 /*
- * A heap. Fields are public so a student can print them in a debugger and
- * the tests can break a heap on purpose; only the fl_* functions change them.
- *
- * Invariants (fl_check() verifies every one):
- *   - every chunk lies inside a region, its payload 16-byte aligned, and the
- *     chunk sizes of a region add up to its chunk area exactly;
- *   - a free chunk's footer equals its header; no two free chunks touch;
- *   - each chunk's "previous in use" bit tells the truth;
- *   - the free list holds exactly the free chunks, and next->prev == node;
- *   - stats.live_bytes = sum of requested sizes of the used chunks that are
- *     not in quarantine; stats.footprint = sum of the region sizes.
+ * A heap. Fields are public so that a caller can own one (on the stack, in
+ * a struct), a student can print them in a debugger and the tests can break
+ * a heap on purpose; only the fl_* functions change them. Its invariants
+ * are listed in fl.c ("State"); fl_check() verifies every one.
  */
 typedef struct fl_heap {
-    fl_policy policy;
-    void *regions;   /* newest region first, linked through its header */
-    void *free_head; /* the first free chunk (its header address), or NULL */
-    void *rover;     /* next fit: the free chunk where the next search
-                        starts, or NULL for the head */
-    fl_stats_t stats;
-    /* Checked builds: freed chunks waiting for reuse, a FIFO ring. */
+    fl_policy policy; /* where find_fit stops */
+    void *regions;    /* newest region first, linked through its header */
+    void *free_head;  /* the first free chunk (its header address), or NULL */
+    void *rover;      /* next fit: the free chunk where the next search
+                         starts, or NULL for the head */
+    fl_stats_t stats; /* bytes, blocks and counts; see fl_stats_t */
+    /* Checked builds: freed chunks waiting to be really freed, a FIFO
+     * ring of chunk (header) addresses: q_count of them from q_first. */
     void *quarantine[FL_QUARANTINE];
     size_t q_first, q_count;
 } fl_heap;
@@ -83,7 +79,8 @@ typedef struct fl_heap {
 int fl_init(fl_heap *h, fl_policy policy);
 
 /* Unmaps every region. Blocks still live die with it (the memory tools are
- * told they are freed); returns how many there were. */
+ * told they are freed); returns how many there were. errno is left as it
+ * was; a region the OS refuses to unmap stays mapped, forgotten. */
 size_t fl_destroy(fl_heap *h);
 
 /* Changes the placement policy; takes effect at the next search. */
@@ -112,7 +109,8 @@ void *fl_aligned_alloc(fl_heap *h, size_t align, size_t size);
  * reported through alloc_fatal and stops the program: a pointer that is not
  * 16-byte aligned, a header whose check bits are wrong (a pointer it never
  * returned, or a header overwritten), a double free; in checked builds also
- * a pointer outside every region.
+ * a pointer outside every region. errno is left as it was, even when the
+ * OS refuses to take an emptied region back (the region is then kept).
  */
 void fl_free(fl_heap *h, void *p);
 
@@ -128,7 +126,8 @@ void *fl_realloc(fl_heap *h, void *p, size_t size);
  * tool watches, since the rest is no-access to it). 0 for NULL. */
 size_t fl_usable_size(const fl_heap *h, const void *p);
 
-/* Checked builds: releases every chunk held in quarantine now. */
+/* Checked builds: releases every chunk held in quarantine now (errno left
+ * as it was). */
 void fl_quarantine_flush(fl_heap *h);
 
 fl_stats_t fl_stats(const fl_heap *h);
@@ -146,22 +145,20 @@ const char *fl_check_why(const fl_heap *h);
  * Draws every region as rows of cells ('|' a chunk's header, '#' used,
  * '.' free, 'q' quarantined), the free list in order, and the figures:
  * external fragmentation = 1 - largest free chunk / free bytes, and
- * utilization = live bytes / footprint.
+ * occupancy = live bytes / footprint, both at this moment (utilization, in
+ * the trace tables, is peak live / peak footprint over a whole run).
  */
 void fl_dump(const fl_heap *h, FILE *out);
 
-/* ---- The chunk layout, for white-box tests ----------------------------
- *
- * The header word of a chunk, as fl.c writes it (see fl.c, "Layout"):
- *
- *   63       54 53     48 47                              3  2   1   0
- *   +----------+---------+---------------------------------+---+---+---+
- *   |  check   |  slack  |  chunk size in bytes (x 8)      | Q | P | U |
- *   +----------+---------+---------------------------------+---+---+---+
- */
+// clang-format off
+/* ---- The chunk layout, for white-box tests ------------------------------ */
+// clang-format on
+
+/* The header word of a chunk: its picture is in fl.c (diagram header-word);
+ * the fourth flag, F, and the masks are in fl_internal.h. */
 #define FL_HEADER         8  /* bytes of a header (and of a footer) */
 #define FL_MIN_CHUNK      32 /* header, next, prev, footer */
-#define FL_USED           1u /* U: this chunk is handed out (or in quarantine) */
+#define FL_USED           1u /* U: handed out (or in the quarantine) */
 #define FL_PREV_USED      2u /* P: the chunk before it is not free */
 #define FL_QUARANTINE_BIT 4u /* Q: freed, waiting in the quarantine */
 

@@ -100,8 +100,7 @@ static void heap_unlock(void)
     pthread_mutex_unlock(&shim_lock);
 }
 
-/* ---- fork safety ----------------------------------------------------------
- */
+/* ---- fork safety ------------------------------------------------------- */
 
 /*
  * stdio's list lock, which glibc exports for exactly this use. Declared weak,
@@ -173,8 +172,7 @@ __attribute__((constructor)) static void shim_start(void)
         atexit(print_stats);
 }
 
-/* ---- The API --------------------------------------------------------------
- */
+/* ---- The API ------------------------------------------------------------ */
 
 void *malloc(size_t size)
 {

@@ -18,15 +18,25 @@
  * The CSV has one row per trace and allocator:
  *   stage,trace,allocator,ops,peak_live,peak_footprint,utilization,
  *   footprint_source,seconds,ops_per_sec
+ *
+ * Last, it measures what the OS costs on this machine: a mmap of a 64 KiB
+ * region, the first write to each of its pages (a page fault), and its
+ * munmap. fl's throughput above includes them (a region is mapped when no
+ * chunk fits and unmapped as soon as it empties), and they differ widely
+ * from machine to machine: a README's figure is its machine's, this one
+ * is yours.
  */
 #include "fl.h"
 #include "trace.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -78,6 +88,82 @@ static int replay_isolated(const trace_t *t, const trace_alloc *a,
     }
     return WEXITSTATUS(status) == 0 ? 0 : -1;
 }
+
+// clang-format off
+/* ---- What the OS costs on this machine --------------------------------- */
+// clang-format on
+
+static double now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, by_value);
+    return v[n / 2];
+}
+
+/* Medians of OS_ROUNDS rounds, each: map a region of FL_REGION_MIN bytes,
+ * write one byte to each of its pages, unmap it; and map and unmap one that
+ * is never touched. Returns -1 if the OS refused. */
+enum { OS_ROUNDS = 201 };
+static int os_costs(void)
+{
+    static double map[OS_ROUNDS], touch[OS_ROUNDS], unmap[OS_ROUNDS],
+        unmap_cold[OS_ROUNDS];
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), bytes = FL_REGION_MIN;
+    size_t pages = bytes / page;
+    for (size_t i = 0; i < OS_ROUNDS; i++) {
+        double t0 = now_us();
+        volatile char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        double t1 = now_us();
+        if (p == MAP_FAILED)
+            return -1;
+        for (size_t k = 0; k < pages; k++)
+            p[k * page] = 1;
+        double t2 = now_us();
+        munmap((void *)(uintptr_t)p, bytes);
+        double t3 = now_us();
+        void *q = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (q == MAP_FAILED)
+            return -1;
+        double t4 = now_us();
+        munmap(q, bytes);
+        double t5 = now_us();
+        map[i] = t1 - t0;
+        touch[i] = (t2 - t1) / (double)pages;
+        unmap[i] = t3 - t2;
+        unmap_cold[i] = t5 - t4;
+    }
+    printf("\n== what the OS costs on this machine (median of %d rounds; fl's "
+           "rates above include it)\n",
+           OS_ROUNDS);
+    printf("mmap of a %zu KiB region                 %8.2f us\n", bytes / 1024,
+           median(map, OS_ROUNDS));
+    printf("first write to one of its %zu pages       %8.2f us (a page "
+           "fault)\n",
+           pages, median(touch, OS_ROUNDS));
+    printf("munmap of it, every page written         %8.2f us\n",
+           median(unmap, OS_ROUNDS));
+    printf("munmap of one never written              %8.2f us\n",
+           median(unmap_cold, OS_ROUNDS));
+    return 0;
+}
+
+// clang-format off
+/* ---- The replays -------------------------------------------------------- */
+// clang-format on
 
 static void *heap_new(fl_policy pol)
 {
@@ -223,6 +309,10 @@ int main(int argc, char **argv)
     if (csv != NULL) {
         fclose(csv);
         printf("CSV: %s\n", csv_path);
+    }
+    if (os_costs() != 0) {
+        perror("replay_fl: mmap");
+        failures++;
     }
     printf("replay_fl: %d traces, %d failures\n", ntraces, failures);
     return failures ? 1 : 0;

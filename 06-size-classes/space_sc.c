@@ -83,8 +83,11 @@ static void on_system(void *arg, void *out)
     c->resident = (double)(trace_rss_bytes() - rss0) / (BLOCKS - 1);
 }
 
-int main(void)
+/* Arguments (the bench's BENCH_EXTRA_ARGS, for replay_sc) are ignored. */
+int main(int argc, char **argv)
 {
+    (void)argc;
+    (void)argv;
     static const size_t sizes[] = {8, 16, 48, 17};
     printf("\n== 06-size-classes: bytes per small block (%d blocks, each in "
            "a fresh child process)\n",

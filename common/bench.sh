@@ -8,12 +8,10 @@
 #
 #   1. BIN against the system malloc: its table on screen, and a fresh
 #      BUILD/bench.csv.
-#   2. For each other malloc (common/mallocs.sh: other stages' libmalloc.so
-#      named in BENCH_PRELOAD, then jemalloc, tcmalloc and mimalloc where
-#      installed): BIN's system side again with that malloc preloaded
-#      (LD_PRELOAD), rows named after it appended to BUILD/bench.csv; their
-#      ratio is against the glibc "system" rows of step 1. Then a summary of
-#      all the rows.
+#   2. For each of jemalloc, tcmalloc and mimalloc that is installed: BIN's
+#      system side again with that malloc preloaded (LD_PRELOAD), rows named
+#      after it appended to BUILD/bench.csv; their ratio is against the
+#      glibc "system" rows of step 1. Then a summary of all the rows.
 #   3. If valgrind is installed: instructions per request, two ways. Each
 #      case and allocator runs under callgrind with --reps 1: a warm-up,
 #      which is not counted, then one repetition, which is. (Not --once: a
@@ -46,8 +44,10 @@
 #   BENCH_NO_CALLGRIND=1      skip step 3
 #   BENCH_CALLGRIND_SCALE=F   ops under callgrind, as a share of the normal
 #                             run (default 0.1: callgrind is ~50x slower)
-#   BENCH_PRELOAD='n=path ..' other stages' libmalloc.so to run beside the
-#                             system's (common/bench_compare.sh makes it)
+#   BENCH_PRELOAD='n=path ..' more mallocs to run the system side on, before
+#                             jemalloc, tcmalloc and mimalloc: the earlier
+#                             stages' libmalloc.so (stage.mk passes those the
+#                             Makefile names in BENCH_STAGES), each row named n
 #   BENCH_ENTRY='f g ...'     the stage's entry points, for the allocator-only
 #                             count (stage.mk passes the Makefile's); list
 #                             those the bench calls and none that another
@@ -85,6 +85,7 @@ run_args=()
 # ---- The machine: a reader needs it to judge the figures ----------------
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
 load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
+[ -n "${BENCH_CC:-}" ] && echo "== $stage built by $BENCH_CC (release flavour: -O2)"
 echo "== $stage bench on $(uname -m), $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs (${cpu:-unknown CPU}), load average ${load:-?}"
 
 # ---- 1. Against the system malloc ---------------------------------------
@@ -95,24 +96,63 @@ echo "== $stage bench on $(uname -m), $(getconf _NPROCESSORS_ONLN 2>/dev/null ||
 
 # ---- 2. The same system side under other mallocs -------------------------
 
-# shellcheck source=mallocs.sh
-. "$(dirname "$0")/mallocs.sh"
+# The path of the first installed library among the sonames given, for this
+# machine's word size, from the dynamic linker's cache.
+find_lib() {
+  local ldconfig soname path
+  ldconfig=$(command -v ldconfig || echo /sbin/ldconfig)
+  [ -x "$ldconfig" ] || return 1
+  for soname in "$@"; do
+    path=$("$ldconfig" -p 2>/dev/null | awk -v n="$soname" '$1 == n { print $NF; exit }')
+    if [ -n "$path" ]; then
+      printf '%s\n' "$path"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# name | sonames | the Debian package that installs it
+others=(
+  "jemalloc|libjemalloc.so.2|libjemalloc2"
+  "tcmalloc|libtcmalloc_minimal.so.4 libtcmalloc.so.4|libtcmalloc-minimal4"
+  "mimalloc|libmimalloc.so.2|libmimalloc2.0"
+)
+# The earlier stages' libraries come first, named after their stage, given
+# by path ("path|" in the soname field: no ldconfig lookup).
+stage_libs=()
+for entry in ${BENCH_PRELOAD:-}; do
+  stage_libs+=("${entry%%=*}|path:${entry#*=}|")
+done
 preloaded=() # "name|path" of each malloc that ran
-others=$(malloc_list) # (a note on stderr for each one left out)
-while IFS='|' read -r name lib; do
-  [ -n "$name" ] || continue
-  if ! preloadable "$bin" "$lib"; then
+for entry in "${stage_libs[@]}" "${others[@]}"; do
+  IFS='|' read -r name sonames package <<<"$entry"
+  if [ "${sonames#path:}" != "$sonames" ]; then
+    lib=${sonames#path:}
+    if [ ! -f "$lib" ]; then
+      echo "$name: $lib is not built: skipped"
+      continue
+    fi
+  # shellcheck disable=SC2086 # sonames is a list
+  elif ! lib=$(find_lib $sonames); then
+    echo "$name: not installed (apt-get install $package): skipped"
+    continue
+  fi
+  # The dynamic linker ignores a library it cannot load (wrong word size)
+  # with a message and runs on glibc: that row would be glibc under
+  # another name. Try it first.
+  if LD_PRELOAD=$lib "$bin" --list 2>&1 >/dev/null | grep -q 'cannot be preloaded'; then
     echo "$name: $lib cannot be preloaded into $bin: skipped"
     continue
   fi
   echo
   echo "== $name (LD_PRELOAD=$lib): the system side again, now on $name"
-  if LD_PRELOAD=$lib "$bin" --only system --label "$name" --append --csv "$csv" "${run_args[@]}" </dev/null; then
+  if LD_PRELOAD=$lib "$bin" --only system --label "$name" --append --csv "$csv" "${run_args[@]}"; then
     preloaded+=("$name|$lib")
   else
     echo "$name: the run failed: skipped"
   fi
-done <<<"$others"
+done
 
 if [ ${#preloaded[@]} -gt 0 ]; then
   echo

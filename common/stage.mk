@@ -42,10 +42,14 @@
 #                                       # mode) to `make test`; `make tsan`
 #     BENCH_EXTRA  := replay_fl         # more bench programs (release), run by
 #     BENCH_EXTRA_ARGS := ...           #   `make bench` after bench.sh
-#     BENCH_COMPARE := 04-freelist 05-arena  # other stages' libmalloc.so in
-#                                       #   the bench, beside the system's
-#     REPLAY       := replay_sc         # a trace replay program (replay.h),
-#                                       #   run by common/replay.sh
+#     BENCH_STAGES := 04-freelist       # earlier stages whose libmalloc.so
+#                                       # runs the bench's system side too,
+#                                       # a row each, built when missing
+#     BENCH_MALLOC := 1                 # `make bench` ends with
+#                                       # common/mallocbench/compare.sh: this
+#                                       # stage's libmalloc.so, BENCH_STAGES',
+#                                       # the system malloc and the others on
+#                                       # traces, threads and a burst
 #
 # `make run CMD='sort file'` runs a command (in the stage's folder) with
 # build/$(SHLIB) preloaded as its malloc.
@@ -90,6 +94,14 @@ VALGRIND_FLAGS := -q --error-exitcode=99 --leak-check=full \
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
+# The compiler that built build/: a change of CC (make CC=clang test after a
+# gcc build) rebuilds everything, instead of mixing objects or measuring
+# another compiler's code without saying so.
+CC_ID := $(shell $(CC) --version 2>/dev/null | head -n 1)
+CC_STAMP := build/cc.stamp
+$(shell mkdir -p build; [ "$$(cat $(CC_STAMP) 2>/dev/null)" = '$(CC_ID)' ] || \
+  echo '$(CC_ID)' > $(CC_STAMP))
+
 # Compiler lines are shown as "CC file"; make V=1 shows them whole.
 Q := $(if $(V),,@)
 
@@ -109,12 +121,12 @@ all: $(foreach f,debug release,$(addprefix build/$f/,$(PROGRAMS))) \
 # ---- Build rules, one set per flavour -----------------------------------
 
 define FLAVOUR_RULES
-build/$(1)/%.o: %.c
+build/$(1)/%.o: %.c $$(CC_STAMP)
 	@mkdir -p $$(@D)
 	@echo "  CC      $$@"
 	$$(Q)$$(CC) $$(CSTD) $$(WARN) $$(CFLAGS_$(1)) $$(DEBUG_INFO) $$(CPPFLAGS_ALL) -MMD -MP -c $$< -o $$@
 
-build/$(1)/common/%.o: $$(COMMON)/%.c
+build/$(1)/common/%.o: $$(COMMON)/%.c $$(CC_STAMP)
 	@mkdir -p $$(@D)
 	@echo "  CC      $$@"
 	$$(Q)$$(CC) $$(CSTD) $$(WARN) $$(CFLAGS_$(1)) $$(DEBUG_INFO) $$(CPPFLAGS_ALL) -MMD -MP -c $$< -o $$@
@@ -135,7 +147,7 @@ FAULT_WRAP := $(foreach f,mmap munmap madvise mprotect,-Wl,--wrap=$(f))
 $(foreach f,$(FLAVOURS),$(eval $(call FLAVOUR_RULES,$(f))))
 
 # The preloadable library: position-independent objects of its own.
-build/pic/%.o: %.c
+build/pic/%.o: %.c $(CC_STAMP)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CSTD) $(WARN) $(CFLAGS_release) $(DEBUG_INFO) $(CPPFLAGS_ALL) -fPIC -MMD -MP -c $< -o $@
@@ -230,17 +242,26 @@ FUZZ_RUNS ?= 500
 SECONDS ?= 60
 FUZZ_FLAGS := -O1 -g -DALLOC_DEBUG -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_SRCS := $(FUZZ).c $(ALLOC) $(COMMON)/fuzz.c $(COMMON)/fuzz/entry.c
+FUZZ_SRCS := $(FUZZ).c $(ALLOC)
 FUZZ_RUN := $(COMMON)/fuzz/run.sh build/fuzz/$(FUZZ) fuzz build/fuzz/seeds \
 	build/fuzz/corpus
 FUZZ_NONE := echo "fuzz: $(FUZZ_CC) cannot build libFuzzer programs (on Debian: \
 	apt-get install clang libclang-rt-14-dev): 0 passed, 0 failed, 1 skipped"
 
-build/fuzz/$(FUZZ): $(FUZZ_SRCS) $(wildcard *.h) $(COMMON)/fuzz.h
+# common/fuzz.c (the block table) is built without libFuzzer's coverage
+# instrumentation: its byte-by-byte pattern loops would otherwise be most of
+# the fuzzer's time, and coverage of the harness's own bookkeeping guides
+# nothing. ASan and UBSan still watch it.
+build/fuzz/fuzz_common.o: $(COMMON)/fuzz.c $(COMMON)/fuzz.h
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(CSTD) $(WARN) -O1 -g -fsanitize=address,undefined \
+	  -fno-sanitize-recover=all $(DEBUG_INFO) $(CPPFLAGS_ALL) -c $< -o $@
+build/fuzz/$(FUZZ): $(FUZZ_SRCS) build/fuzz/fuzz_common.o $(COMMON)/fuzz/entry.c \
+	  $(wildcard *.h) $(COMMON)/fuzz.h
 	@mkdir -p $(@D)
 	@echo "  FUZZ    $@"
 	$(Q)$(FUZZ_CC) $(CSTD) $(WARN) $(FUZZ_FLAGS) $(DEBUG_INFO) $(CPPFLAGS_ALL) \
-	  $(FUZZ_SRCS) -o $@ $(LDLIBS_ALL)
+	  $(FUZZ_SRCS) $(COMMON)/fuzz/entry.c build/fuzz/fuzz_common.o -o $@ $(LDLIBS_ALL)
 
 # The seed corpus: the committed traces in fuzz.h's operation language.
 build/fuzz/trace2fuzz: $(COMMON)/fuzz/trace2fuzz.c $(COMMON)/trace.c $(COMMON)/fuzz.c
@@ -274,7 +295,7 @@ build/soak/$(FUZZ): $(FUZZ).c $(ALLOC) $(COMMON)/fuzz.c $(COMMON)/fuzz/soak.c
 	  $^ -o $@ $(LDLIBS_ALL)
 
 soak: $(if $(FUZZ),build/soak/$(FUZZ))
-	$(if $(FUZZ),,@echo "$(STAGE) has no fuzzer, so no soak run"; exit 2)
+	$(if $(FUZZ),,@echo "$(STAGE) has no fuzzer, so no soak run"; exit 0)
 	@rm -f $(RESULTS)
 	@$(TALLY) "$(STAGE) soak" build/soak/$(FUZZ)
 	@cat build/logs/$(STAGE)_soak.log
@@ -282,18 +303,19 @@ soak: $(if $(FUZZ),build/soak/$(FUZZ))
 
 # ---- Bench and demo -----------------------------------------------------
 
-# BENCH_COMPARE (optional): stages whose build/libmalloc.so runs beside the
-# system malloc in bench.sh and replay.sh, like jemalloc (built when missing,
-# left out with a note when the stage is not in the tree; the stage's own
-# name means its build/libmalloc.so). REPLAY (optional): a trace replay
-# program (common/replay.h), run by replay.sh on every committed trace.
-BENCH_TRACES := $(sort $(wildcard $(COMMON)/traces/*.rep))
-bench: build/release/$(BENCH) $(addprefix build/release/,$(BENCH_EXTRA) $(REPLAY)) \
-	  $(if $(filter $(STAGE),$(BENCH_COMPARE)),build/$(SHLIB))
-	@pre=$$($(COMMON)/bench_compare.sh $(STAGE) $(BENCH_COMPARE)) && \
-	  BENCH_PRELOAD="$$pre" BENCH_ENTRY='$(BENCH_ENTRY)' $(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build && \
-	  $(if $(REPLAY),BENCH_PRELOAD="$$pre" $(COMMON)/replay.sh $(STAGE) build/release/$(REPLAY) build $(BENCH_TRACES),true)
+# The earlier stages' libraries, as name=path for bench.sh (built first).
+BENCH_PRELOAD = $(foreach s,$(BENCH_STAGES),$(s)=$(abspath ../$(s)/build/libmalloc.so))
+bench: build/release/$(BENCH) $(addprefix build/release/,$(BENCH_EXTRA)) \
+	  $(if $(BENCH_MALLOC),build/$(SHLIB))
+	@for s in $(BENCH_STAGES); do \
+	  if [ -d ../$$s ]; then $(MAKE) --no-print-directory -C ../$$s build/libmalloc.so >/dev/null \
+	    || echo "bench: could not build ../$$s/build/libmalloc.so"; \
+	  else echo "bench: stage $$s is not in this tree: its row is left out"; fi; \
+	done
+	@BENCH_CC='$(CC_ID)' BENCH_ENTRY='$(BENCH_ENTRY)' BENCH_PRELOAD='$(BENCH_PRELOAD)' $(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
 	@for b in $(BENCH_EXTRA); do build/release/$$b $(BENCH_EXTRA_ARGS) || exit 1; done
+	$(if $(BENCH_MALLOC),@CC='$(CC)' $(COMMON)/mallocbench/compare.sh build \
+	  $(STAGE)=$(abspath build/$(SHLIB)) $(BENCH_PRELOAD))
 
 demo: build/debug/$(DEMO)
 	@build/debug/$(DEMO)

@@ -750,13 +750,10 @@ static int replay_measure(replay_t *rp, const trace_options *opt)
     const trace_alloc *a = rp->a;
     trace_result *res = rp->res;
     size_t live_bytes = 0;
-    bool rss = opt->footprint_rss;
     bool sys_ok = a->footprint == NULL; /* is mallinfo2's count believable? */
     size_t arena0, mmapped0;            /* glibc's counts before the first op */
     sys_counts(&arena0, &mmapped0);
-    res->footprint_source = rss            ? "rss"
-                            : a->footprint ? "allocator"
-                                           : "mallinfo2";
+    res->footprint_source = a->footprint ? "allocator" : "mallinfo2";
 
     replay_tables_clear(rp);
     rp->ctx = a->create ? a->create() : NULL;
@@ -765,8 +762,6 @@ static int replay_measure(replay_t *rp, const trace_options *opt)
         snprintf(res->error, sizeof res->error, "create() returned NULL");
         return -1;
     }
-    size_t rss0 = rss ? trace_rss_bytes() : 0; /* after create: the same
-                                                  start for every malloc */
     int rc = 0;
     for (size_t k = 0; k < t->num_ops && rc == 0; k++) {
         rc = replay_measured_op(rp, k, &live_bytes);
@@ -775,15 +770,13 @@ static int replay_measure(replay_t *rp, const trace_options *opt)
         if (live_bytes > res->peak_live)
             res->peak_live = live_bytes;
 
-        /* Footprint after the op: resident growth, the allocator's count,
-         * or glibc's. */
+        /* Footprint after the op: the allocator's count, or glibc's. */
         size_t fp;
-        if (rss) {
-            size_t now = trace_rss_bytes();
-            fp = now > rss0 ? now - rss0 : 0;
-        } else if (a->footprint) {
+        if (a->footprint) {
             fp = a->footprint(rp->ctx);
-            if (fp < live_bytes)
+            if (fp < live_bytes && opt->footprint_at_least_live)
+                fp = live_bytes; /* a resident-memory footprint: see .h */
+            else if (fp < live_bytes)
                 rc = replay_fail(rp, k,
                                  "footprint() says %zu bytes, but %zu "
                                  "bytes of payload are live",
@@ -824,7 +817,7 @@ static int replay_measure(replay_t *rp, const trace_options *opt)
         a->destroy(rp->ctx);
     rp->ctx = NULL;
 
-    if (!rss && !a->footprint && (!sys_ok || res->peak_footprint == 0)) {
+    if (!a->footprint && (!sys_ok || res->peak_footprint == 0)) {
         res->footprint_source = "none (no mallinfo2 count: not glibc, or "
                                 "malloc replaced by a tool)";
         res->peak_footprint = 0;

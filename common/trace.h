@@ -53,9 +53,6 @@
  *                      is compared, measure it before other heavy work in
  *                      the process, or in a process of its own. The
  *                      replay's own tables come from mmap, not malloc.
- *                      With options->footprint_rss, for every allocator
- *                      alike: resident memory after op k minus before op 1
- *                      (see trace_options).
  *     peak_footprint = max over k of footprint(k)
  *     utilization    = peak_live / peak_footprint            (0 < U <= 1)
  *
@@ -164,15 +161,11 @@ extern const trace_alloc trace_system_malloc;
 typedef struct trace_options {
     bool check_each_op;   /* call alloc->check() (if any) after every op */
     unsigned timing_reps; /* timed runs for the median; 0: no timing pass */
-    /* Footprint as resident memory instead: trace_rss_bytes() after each op
-     * minus before the first (after create), for every allocator alike,
-     * alloc->footprint ignored. The one measure that a malloc preloaded
-     * with LD_PRELOAD (another stage's libmalloc.so, jemalloc...) can be
-     * given: it keeps no count this process can read. Costs a read of
-     * smaps_rollup per op (tens of microseconds). The growth can be below
-     * the live payload when a malloc reuses memory that was resident
-     * before the replay: that is not a failure here. */
-    bool footprint_rss;
+    /* alloc->footprint is resident memory above a baseline, not the
+       allocator's own count: a reading below the live payload is then no
+       error (the first requests can land in pages that were resident
+       before the baseline) and counts as the live payload itself. */
+    bool footprint_at_least_live;
 } trace_options;
 
 typedef struct trace_result {
@@ -181,8 +174,7 @@ typedef struct trace_result {
     size_t peak_live;             /* bytes, see the top */
     size_t peak_footprint;        /* bytes, see the top */
     double utilization;           /* peak_live / peak_footprint, 0 if none */
-    const char *footprint_source; /* "allocator", "mallinfo2", "rss"
-                                     (options->footprint_rss), or "none
+    const char *footprint_source; /* "allocator", "mallinfo2", or "none
                                      (...)" when malloc keeps no count:
                                      under Valgrind and ASan, mallinfo2
                                      reads 0, and utilization is 0 */
