@@ -11,8 +11,8 @@
 #   burst_malloc    256 MB allocated and freed but for one block in 1000:
 #                   resident memory at the peak, after the free, and 5 s later
 #
-# NAME=LIB pairs are the stages' libraries (stage.mk passes the stage's own
-# and those named in BENCH_STAGES). Tables on screen; the rows in
+# NAME=LIB[@ALIGN] pairs are the stages' libraries (stage.mk passes the
+# stage's own and those named in BENCH_STAGES). Tables on screen; the rows in
 # BUILD/mallocbench.csv (one header per section). Ratios are against the
 # system malloc in the same run: above 1 is better (faster, or for
 # utilization, more of the footprint used). The programs are built here with
@@ -48,8 +48,11 @@ done
 # The allocators: the system malloc, the stages, then the others installed.
 names=(system) libs=("") aligns=(16)
 for pair in "$@"; do
-  name=${pair%%=*} lib=${pair#*=}
-  if [ -f "$lib" ]; then names+=("$name"); libs+=("$lib"); aligns+=(16)
+  # NAME=LIB[@ALIGN]: ALIGN is what the stage promises its smallest blocks
+  # (stage.mk's SHLIB_MIN_ALIGN; 16, glibc's, when not given).
+  name=${pair%%=*} lib=${pair#*=} align=16
+  if [ "${lib%@*}" != "$lib" ]; then align=${lib##*@} lib=${lib%@*}; fi
+  if [ -f "$lib" ]; then names+=("$name"); libs+=("$lib"); aligns+=("$align")
   else echo "mallocbench: $name: $lib is not built: left out"; fi
 done
 for entry in "jemalloc libjemalloc.so.2" "tcmalloc libtcmalloc_minimal.so.4 libtcmalloc.so.4" \
