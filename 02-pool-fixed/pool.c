@@ -104,8 +104,9 @@
  *       of a block of one of the slabs
  *   checked builds: bit i of a slab's live bits is set iff its block i was
  *       handed out and not freed since, so the set bits number `live`; no
- *       block on the free list or in the quarantine is live, and none is in
- *       both: each free block is in exactly one place
+ *       block on the free list or in the quarantine is live, none is in
+ *       both, and none is in two slots of the quarantine: each free block
+ *       is in exactly one place
  */
 
 /* The slow paths stay out of line, so that the fast paths around them need

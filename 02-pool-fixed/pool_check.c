@@ -98,14 +98,18 @@ bool pool_check(const pool_t *pool)
         return check_failed(
             pool, "free list shorter than capacity - live - quarantined", NULL);
 
-    /* 4. Quarantined blocks are free blocks, and not on the free list too.
-     *    With the counts above, every free block is then in exactly one
-     *    place: none is lost, none handed out twice. */
+    /* 4. Quarantined blocks are free blocks, each in one slot only (at most
+     *    8 x 7 / 2 compares), and not on the free list too. With the counts
+     *    above, every free block is then in exactly one place: none is lost,
+     *    none handed out twice. */
     for (size_t q = 0; q < pool->q_count; q++) {
         const void *p = pool->quarantine[(pool->q_first + q) % POOL_QUARANTINE];
         if (!is_free_block(pool, p))
             return check_failed(pool, "quarantined block is not a free block",
                                 p);
+        for (size_t r = q + 1; r < pool->q_count; r++)
+            if (pool->quarantine[(pool->q_first + r) % POOL_QUARANTINE] == p)
+                return check_failed(pool, "block quarantined twice", p);
         for (const pool_free_block_t *b = pool->free_head; b != NULL;
              b = link_of(b))
             if ((const void *)b == p)
