@@ -95,8 +95,9 @@
  * header drawn above (pool_internal.h, since pool_check.c reads it too).
  * Between calls, pool_check() proves these:
  *
- *   block_size % 16 == 0, stride % 16 == 0, stride >= block_size (stride is
- *       block_size + the 16-byte redzone in annotated builds, else equal)
+ *   block_size >= 8 (the link) and block_size % 16 == 0, so at least 16;
+ *       stride == block_size + the redzone (16 bytes with one buffer per
+ *       slab in annotated builds, else 0), so stride % 16 == 0 too
  *   capacity == slab_count * blocks_per_slab        (a fixed pool: 1 slab)
  *   the slab list holds slab_count slabs, numbered slab_count-1 .. 0
  *   free + quarantined + live == capacity, where free is the length of the

@@ -51,10 +51,14 @@ bool pool_check(const pool_t *pool)
 {
     if (pool == NULL)
         return check_failed(pool, "no pool", NULL);
-    /* 1. Sizes and counters. */
+    /* 1. Sizes and counters. The stride is the block and its redzone (16
+     *    bytes with one buffer per slab in annotated builds, else none):
+     *    nothing else, since pool_find() divides by it. */
+    size_t redzone = is_malloc_backed(pool) ? 0 : POOL_REDZONE;
     if (pool->block_size < sizeof(pool_free_block_t) ||
-        pool->block_size % POOL_ALIGN != 0 || pool->stride < pool->block_size ||
-        pool->stride % POOL_ALIGN != 0)
+        pool->block_size % POOL_ALIGN != 0 ||
+        pool->block_size > SIZE_MAX - redzone ||
+        pool->stride != pool->block_size + redzone)
         return check_failed(pool, "bad block size or stride", NULL);
     if (pool->q_count > (POOL_CHECKED ? POOL_QUARANTINE : 0) ||
         pool->q_first >= POOL_QUARANTINE)

@@ -643,7 +643,15 @@ static void test_check_catches_damaged_state(void)
         bad.live += 8;
         CHECK(check_says(&bad, "slab list damaged", ANYWHERE));
         bad = *pool;
-        bad.block_size = 8;
+        bad.block_size = 8; /* a link's size, but no room for alignment */
+        CHECK(check_says(&bad, "bad block size or stride", NULL));
+        bad = *pool;
+        bad.block_size += 8; /* 40: off the 16-byte rule, the stride agrees */
+        bad.stride += 8;
+        CHECK(check_says(&bad, "bad block size or stride", NULL));
+        bad = *pool;
+        bad.stride += 16; /* 16-aligned and above block_size, but not the
+                             block and its redzone */
         CHECK(check_says(&bad, "bad block size or stride", NULL));
         bad = *pool;
         bad.q_count = CHECKED ? POOL_QUARANTINE + 1 : 1;
