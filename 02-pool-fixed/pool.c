@@ -118,11 +118,21 @@
 #define POOL_NOINLINE
 #endif
 
+/* The file reads top to bottom, the fast path first and what it calls
+ * further down, so the static functions used before their definitions are
+ * declared here, all of them, in the order in which they are defined. */
 static void *pool_alloc_slow(pool_t *pool);
-static void pool_set_live(pool_t *pool, void *block, bool live);
+static bool pool_grow(pool_t *pool);
+static pool_slab_t *slab_map(const pool_t *pool, size_t *footprint);
+static void pool_free_checked(pool_t *pool, void *ptr);
 static void pool_push(pool_t *pool, void *block);
+static void *quarantine_take_oldest(pool_t *pool);
+static void quarantine_add(pool_t *pool, void *ptr);
 static unsigned char *slab_block(const pool_t *pool, const pool_slab_t *slab,
                                  size_t i);
+static void bit_put(uint64_t *bits, size_t i, bool on);
+static void pool_set_live(pool_t *pool, void *block, bool live);
+static size_t round_up(size_t x, size_t to);
 _Noreturn static void pool_misuse(const char *func, const void *ptr,
                                   const char *what);
 
@@ -152,9 +162,6 @@ void *pool_alloc(pool_t *pool)
 
 /* ---- Allocating: the slow path ------------------------------------------- */
 
-static void *quarantine_take_oldest(pool_t *pool);
-static bool pool_grow(pool_t *pool);
-
 /*
  * Taken when the free list is empty: about once per blocks_per_slab
  * allocations in a growing pool. Refills the list, then takes the fast path
@@ -172,8 +179,6 @@ POOL_NOINLINE static void *pool_alloc_slow(pool_t *pool)
     }
     return pool_alloc(pool);
 }
-
-static pool_slab_t *slab_map(const pool_t *pool, size_t *footprint);
 
 /*
  * Adds one slab of blocks_per_slab blocks and pushes them all on the free
@@ -201,8 +206,6 @@ static bool pool_grow(pool_t *pool)
         pool_push(pool, slab_block(pool, slab, i));
     return true;
 }
-
-static size_t round_up(size_t x, size_t to);
 
 /*
  * The shape of a slab: `header` bytes (the record and the live bits,
@@ -246,10 +249,6 @@ static pool_slab_t *slab_map(const pool_t *pool, size_t *footprint)
 }
 
 /* ---- Freeing ------------------------------------------------------------- */
-
-static void pool_free_checked(pool_t *pool, void *ptr);
-static void quarantine_add(pool_t *pool, void *ptr);
-static void bit_put(uint64_t *bits, size_t i, bool on);
 
 /*
  * pool_free leaves errno alone without saving it: nothing it does can set
