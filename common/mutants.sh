@@ -55,10 +55,10 @@ for patch in "${patches[@]}"; do
   if ! patch -s -p1 -d "$dir" --no-backup-if-mismatch <"$patch" >"$dir/patch.log" 2>&1; then
     if [ "${MUTANTS_STRICT:-0}" = 1 ]; then
       errors=$((errors + 1))
-      printf '  ERROR   %-28s the patch no longer applies (see %s/patch.log)\n' "$name" "$dir"
+      printf '  ERROR   %-32s the patch no longer applies (see %s/patch.log)\n' "$name" "$dir"
     else
       stale=$((stale + 1))
-      printf '  skip    %-28s the source it patches has changed (an exercise?): not run\n' "$name"
+      printf '  skip    %-32s the source it patches has changed (an exercise?): not run\n' "$name"
     fi
     continue
   fi
@@ -74,7 +74,7 @@ for patch in "${patches[@]}"; do
   done
   if [ $built -eq 0 ]; then
     errors=$((errors + 1))
-    printf '  ERROR   %-28s does not build (see %s/build.log)\n' "$name" "$dir"
+    printf '  ERROR   %-32s does not build (see %s/build.log)\n' "$name" "$dir"
     continue
   fi
   by=""
@@ -101,10 +101,10 @@ for patch in "${patches[@]}"; do
   done
   if [ -n "$by" ]; then
     caught=$((caught + 1))
-    printf '  caught  %-28s by %s\n' "$name" "$by"
+    printf '  caught  %-32s by %s\n' "$name" "$by"
   else
     missed=$((missed + 1))
-    printf '  MISSED  %-28s every test passed: %s\n' "$name" "$what"
+    printf '  MISSED  %-32s every test passed: %s\n' "$name" "$what"
   fi
 done
 total=$((caught + missed + errors))
