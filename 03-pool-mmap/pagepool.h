@@ -89,8 +89,9 @@ typedef struct pp_slab pp_slab_t;
  * (invariant, pp_check verifies):
  *     used == live + held
  *     used + (nodes of the pool's free list inside this slab) == nblocks
- *     checked builds: popcount(live_map) == live, and no block on the free
- *     list or in the quarantine has its bit set
+ *     checked builds: popcount(live_map) == live, no block on the free
+ *     list or in the quarantine has its bit set, and no block is in the
+ *     quarantine twice, or in the quarantine and on the free list
  */
 struct pp_slab {
     pp_pool_t *pool;     /* the pool this slab belongs to */

@@ -1100,6 +1100,35 @@ static void test_check_catches_broken_heaps(void)
         CHECK_BROKEN(a, "disagrees with the free list");
         bp->free = was;
         REQUIRE(sound(a));
+#if PP_QUARANTINE /* the ring's fields exist in checked builds only */
+        /* Within one slab, the counts cannot see it at all: big[0], held,
+         * pushed on the free list too, c1 counting one block fewer out,
+         * and the live block big[1] in no place (its bit cleared). Every
+         * count, every bit and every slab's share of the list agree. */
+        uint32_t i1 = block_index(bp, c1, big[1]);
+        uint64_t bit1 = (uint64_t)1 << (i1 % 64);
+        REQUIRE(c1->used == 3 && c1->held == 1 && a->q_count == 1);
+        poke_link((pp_free_t *)big[0], was);
+        bp->free = big[0];
+        c1->used--;
+        c1->live_map[i1 / 64] ^= bit1;
+        CHECK_BROKEN(a, "also on the free list");
+        bp->free = was;
+        c1->used++;
+        c1->live_map[i1 / 64] ^= bit1;
+        REQUIRE(sound(a));
+        /* The same with the quarantine holding big[0] twice (held counts
+         * both entries) and big[1] again in no place. */
+        a->quarantine[(a->q_head + a->q_count) % PP_QUARANTINE] = big[0];
+        a->q_count++;
+        c1->held++;
+        c1->live_map[i1 / 64] ^= bit1;
+        CHECK_BROKEN(a, "in the quarantine twice");
+        a->q_count--;
+        c1->held--;
+        c1->live_map[i1 / 64] ^= bit1;
+        REQUIRE(sound(a));
+#endif
     }
 
     /* The pool's slab list and counts. */
