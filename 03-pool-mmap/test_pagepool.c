@@ -32,6 +32,13 @@ static bool is_aligned(const void *p, size_t a)
 #define MANY (1u << 17)
 static void *many[MANY];
 
+/* TEST_VERBOSE set (and not 0): the cases print their figures too. */
+static bool verbose(void)
+{
+    const char *v = getenv("TEST_VERBOSE");
+    return v != NULL && *v != '\0' && strcmp(v, "0") != 0;
+}
+
 /* Checked builds (ALLOC_DEBUG) check frees and keep a quarantine. */
 static bool checked_build(void)
 {
@@ -486,6 +493,9 @@ static void test_spares_kept_in_proportion(void)
     while (bound + 1 <= 1 + (SLABS - bound - 1) / 4)
         bound++;
     CHECK_EQ(most_spares, bound);
+    if (verbose()) /* the figure of the README's exercise 7 */
+        printf("    most spares before a sweep: %zu of %d slabs\n", most_spares,
+               SLABS);
     CHECK_GE(pp_stats(a).unmaps, unmaps + SLABS / 2); /* and swept */
     CHECK_EQ(pool->nspares, 1);
     CHECK_EQ(pool->nslabs, 1);
