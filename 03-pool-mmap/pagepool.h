@@ -71,7 +71,9 @@
  */
 
 /* A free block seen through its first 8 bytes: the link to the next free
- * block of the same pool, in this slab or in another (xv6's `struct run`). */
+ * block of the same pool, in this slab or in another (the `struct run` of
+ * kalloc.c in xv6, MIT's teaching kernel, threads its free pages the same
+ * way). */
 typedef struct pp_free {
     struct pp_free *next;
 } pp_free_t;
