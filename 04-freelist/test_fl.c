@@ -21,8 +21,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* A checked build, as fl.c counts it: ALLOC_DEBUG, or any annotated build. */
-#if defined(ALLOC_DEBUG) || TRACK_ENABLED
+/* A checked build, as fl.c counts it: ALLOC_DEBUG (every annotated build
+ * is one: fl_internal.h refuses a tool build without it). */
+#if defined(ALLOC_DEBUG)
 #define CHECKED 1
 #else
 #define CHECKED 0
