@@ -4,7 +4,7 @@
  * step), splitting and coalescing observed, regions mapped and returned,
  * errno kept when the OS refuses to take a region back (common/fault.h),
  * each misuse report, fl_check() after every operation of random runs,
- * fl_check() proven to catch a broken heap (six ways), and the conformance
+ * fl_check() proven to catch a broken heap (seven ways), and the conformance
  * suite for each policy and, behind one lock, with threads.
  */
 #include "annotate.h"
@@ -1115,6 +1115,31 @@ static void test_check_catches_misaligned_chunk(void)
     fl_destroy(&h);
 }
 
+/* The ring holds x twice and no longer y, which is still marked Q: the
+ * count of entries agrees with the count of Q chunks, and each entry is a
+ * Q chunk, but y would never leave the quarantine. */
+static void test_check_catches_quarantine_duplicate(void)
+{
+    if (!CHECKED) {
+        test_skip("checked builds only");
+        return;
+    }
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *x = fl_alloc(&h, 64), *y = fl_alloc(&h, 64);
+    REQUIRE(x && y);
+    fl_free(&h, x);
+    fl_free(&h, y); /* both held: the ring is [x, y] */
+    REQUIRE(h.q_count == 2 && heap_sound(&h));
+    size_t second = (h.q_first + 1) % FL_QUARANTINE;
+    void *saved = h.quarantine[second];
+    h.quarantine[second] = h.quarantine[h.q_first];
+    CHECK(why_says(&h, "quarantine holds a chunk twice"));
+    h.quarantine[second] = saved;
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
 static void test_check_catches_bad_check_bits(void)
 {
     fl_heap h;
@@ -1528,6 +1553,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_check_catches_bad_prev_link);
     RUN_TEST(test_check_catches_misaligned_chunk);
     RUN_TEST(test_check_catches_bad_check_bits);
+    RUN_TEST(test_check_catches_quarantine_duplicate);
     RUN_TEST(test_random_first_fit);
     RUN_TEST(test_random_next_fit);
     RUN_TEST(test_random_best_fit);
