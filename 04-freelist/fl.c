@@ -231,8 +231,9 @@ static size_t chunk_need(size_t n)
 /*
  * A free chunk of at least `need` bytes, or NULL. The one place where the
  * policies differ; the rest of the allocator does not know which is in use.
- * Each pass reads one word per chunk it passes (free_size): this loop is
- * what grows with fragmentation, and what stage 05's bins shorten.
+ * Each pass reads two words per chunk it passes, its size (free_size) and
+ * its next link (link_next): this loop is what grows with fragmentation,
+ * and what stage 05's bins shorten.
  */
 static void *find_fit(fl_heap *h, size_t need)
 {
@@ -470,9 +471,11 @@ static void chunk_release(fl_heap *h, void *c, const void *p)
     set_prev_used(after, false);
     write_free(c, size, flags);
     if ((flags & FL_FIRST) && w_size(word_get(after)) == FENCE_SIZE) {
-        /* The whole region is free: give it back, but keep the heap's last
-         * 64 KiB region, so that a program that allocates and frees one
-         * block in a loop does not mmap and munmap every time. */
+        /* The whole region is free: give it back, unless it is the heap's
+         * only region and a 64 KiB one (FL_REGION_MIN), so that a program
+         * that allocates and frees one block in a loop does not mmap and
+         * munmap every time. (A bigger one, a big block's own, goes back
+         * even when it is the only one.) */
         fl_region *r = (fl_region *)((char *)c - REGION_FIRST);
         if (!(h->stats.regions == 1 && r->size == FL_REGION_MIN) &&
             region_unmap(h, r))
