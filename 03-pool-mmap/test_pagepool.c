@@ -32,6 +32,13 @@ static bool is_aligned(const void *p, size_t a)
 #define MANY (1u << 17)
 static void *many[MANY];
 
+/* TEST_VERBOSE set (and not 0): the cases print their figures too. */
+static bool verbose(void)
+{
+    const char *v = getenv("TEST_VERBOSE");
+    return v != NULL && *v != '\0' && strcmp(v, "0") != 0;
+}
+
 /* Checked builds (ALLOC_DEBUG) check frees and keep a quarantine. */
 static bool checked_build(void)
 {
@@ -486,6 +493,9 @@ static void test_spares_kept_in_proportion(void)
     while (bound + 1 <= 1 + (SLABS - bound - 1) / 4)
         bound++;
     CHECK_EQ(most_spares, bound);
+    if (verbose()) /* the figure of the README's exercise 7 */
+        printf("    most spares before a sweep: %zu of %d slabs\n", most_spares,
+               SLABS);
     CHECK_GE(pp_stats(a).unmaps, unmaps + SLABS / 2); /* and swept */
     CHECK_EQ(pool->nspares, 1);
     CHECK_EQ(pool->nslabs, 1);
@@ -1100,6 +1110,35 @@ static void test_check_catches_broken_heaps(void)
         CHECK_BROKEN(a, "disagrees with the free list");
         bp->free = was;
         REQUIRE(sound(a));
+#if PP_QUARANTINE /* the ring's fields exist in checked builds only */
+        /* Within one slab, the counts cannot see it at all: big[0], held,
+         * pushed on the free list too, c1 counting one block fewer out,
+         * and the live block big[1] in no place (its bit cleared). Every
+         * count, every bit and every slab's share of the list agree. */
+        uint32_t i1 = block_index(bp, c1, big[1]);
+        uint64_t bit1 = (uint64_t)1 << (i1 % 64);
+        REQUIRE(c1->used == 3 && c1->held == 1 && a->q_count == 1);
+        poke_link((pp_free_t *)big[0], was);
+        bp->free = big[0];
+        c1->used--;
+        c1->live_map[i1 / 64] ^= bit1;
+        CHECK_BROKEN(a, "also on the free list");
+        bp->free = was;
+        c1->used++;
+        c1->live_map[i1 / 64] ^= bit1;
+        REQUIRE(sound(a));
+        /* The same with the quarantine holding big[0] twice (held counts
+         * both entries) and big[1] again in no place. */
+        a->quarantine[(a->q_head + a->q_count) % PP_QUARANTINE] = big[0];
+        a->q_count++;
+        c1->held++;
+        c1->live_map[i1 / 64] ^= bit1;
+        CHECK_BROKEN(a, "in the quarantine twice");
+        a->q_count--;
+        c1->held--;
+        c1->live_map[i1 / 64] ^= bit1;
+        REQUIRE(sound(a));
+#endif
     }
 
     /* The pool's slab list and counts. */

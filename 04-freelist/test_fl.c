@@ -4,7 +4,7 @@
  * step), splitting and coalescing observed, regions mapped and returned,
  * errno kept when the OS refuses to take a region back (common/fault.h),
  * each misuse report, fl_check() after every operation of random runs,
- * fl_check() proven to catch a broken heap (six ways), and the conformance
+ * fl_check() proven to catch a broken heap (seven ways), and the conformance
  * suite for each policy and, behind one lock, with threads.
  */
 #include "annotate.h"
@@ -21,8 +21,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* A checked build, as fl.c counts it: ALLOC_DEBUG, or any annotated build. */
-#if defined(ALLOC_DEBUG) || TRACK_ENABLED
+/* A checked build, as fl.c counts it: ALLOC_DEBUG (every annotated build
+ * is one: fl_internal.h refuses a tool build without it). */
+#if defined(ALLOC_DEBUG)
 #define CHECKED 1
 #else
 #define CHECKED 0
@@ -875,6 +876,74 @@ static void test_misuse_is_reported(void)
                  "corrupted header of the next chunk");
 }
 
+/*
+ * A double free after the block's chunk merged into a free neighbour. b is
+ * freed after a (and, with arg, after c too), so its chunk merges backward
+ * into a's (and forward with c's): b's header is left inside the merged
+ * free chunk. Each function frees the heap's a (and c), releases the
+ * quarantine (checked builds), frees b, releases it, then misuses b once
+ * more, as `what` says: 'f' free, 'r' realloc, 'u' usable size.
+ */
+typedef struct merged_misuse {
+    bool both_sides;
+    char what;
+} merged_misuse;
+
+static void do_misuse_after_merge(void *arg)
+{
+    const merged_misuse *m = arg;
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *a = fl_alloc(&h, 40), *b = fl_alloc(&h, 40), *c = fl_alloc(&h, 40);
+    void *guard = fl_alloc(&h, 40); /* c's neighbour stays in use */
+    (void)guard;
+    fl_free(&h, a);
+    if (m->both_sides)
+        fl_free(&h, c);
+    settle(&h);
+    fl_free(&h, b);
+    settle(&h); /* b is now inside a's free chunk */
+    if (m->what == 'f')
+        fl_free(&h, b);
+    else if (m->what == 'r')
+        (void)fl_realloc(&h, b, 80);
+    else
+        (void)fl_usable_size(&h, b);
+}
+
+static void test_double_free_after_a_merge_is_reported(void)
+{
+    static const merged_misuse back = {false, 'f'}, both = {true, 'f'},
+                               realloc_back = {false, 'r'},
+                               realloc_both = {true, 'r'},
+                               usable_back = {false, 'u'};
+    CHECK_ABORTS(do_misuse_after_merge, (void *)&back, "double free");
+    CHECK_ABORTS(do_misuse_after_merge, (void *)&both, "double free");
+    CHECK_ABORTS(do_misuse_after_merge, (void *)&realloc_back,
+                 "realloc of a freed block");
+    CHECK_ABORTS(do_misuse_after_merge, (void *)&realloc_both,
+                 "realloc of a freed block");
+    CHECK_ABORTS(do_misuse_after_merge, (void *)&usable_back,
+                 "block already freed");
+
+    /* What those reports rest on, in every build: the header that the
+     * merge left inside the free chunk says "not in use". (In checked
+     * builds the quarantine's Q bit would also say it, so without this
+     * check a merge that leaves the header as it was goes unseen there.) */
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *a = fl_alloc(&h, 40), *b = fl_alloc(&h, 40),
+         *guard = fl_alloc(&h, 40);
+    REQUIRE(a && b && guard);
+    fl_free(&h, a);
+    settle(&h);
+    fl_free(&h, b);
+    settle(&h);
+    REQUIRE(heap_sound(&h));
+    CHECK_EQ(raw_get(chunk(b)) & (FL_USED | FL_QUARANTINE_BIT), 0);
+    fl_destroy(&h);
+}
+
 static void test_quarantine_delays_reuse(void)
 {
     if (!CHECKED) {
@@ -1042,6 +1111,31 @@ static void test_check_catches_misaligned_chunk(void)
     h.free_head = (char *)saved + 8; /* a list node 8 bytes off */
     CHECK(why_says(&h, "not aligned"));
     h.free_head = saved;
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+/* The ring holds x twice and no longer y, which is still marked Q: the
+ * count of entries agrees with the count of Q chunks, and each entry is a
+ * Q chunk, but y would never leave the quarantine. */
+static void test_check_catches_quarantine_duplicate(void)
+{
+    if (!CHECKED) {
+        test_skip("checked builds only");
+        return;
+    }
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *x = fl_alloc(&h, 64), *y = fl_alloc(&h, 64);
+    REQUIRE(x && y);
+    fl_free(&h, x);
+    fl_free(&h, y); /* both held: the ring is [x, y] */
+    REQUIRE(h.q_count == 2 && heap_sound(&h));
+    size_t second = (h.q_first + 1) % FL_QUARANTINE;
+    void *saved = h.quarantine[second];
+    h.quarantine[second] = h.quarantine[h.q_first];
+    CHECK(why_says(&h, "quarantine holds a chunk twice"));
+    h.quarantine[second] = saved;
     CHECK(fl_check(&h));
     fl_destroy(&h);
 }
@@ -1451,6 +1545,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_aligned_alloc_rejects_bad_alignment);
     RUN_TEST(test_stats_follow_live_bytes_and_peaks);
     RUN_TEST(test_misuse_is_reported);
+    RUN_TEST(test_double_free_after_a_merge_is_reported);
     RUN_TEST(test_quarantine_delays_reuse);
     RUN_TEST(test_check_catches_footer_mismatch);
     RUN_TEST(test_check_catches_adjacent_free_chunks);
@@ -1458,6 +1553,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_check_catches_bad_prev_link);
     RUN_TEST(test_check_catches_misaligned_chunk);
     RUN_TEST(test_check_catches_bad_check_bits);
+    RUN_TEST(test_check_catches_quarantine_duplicate);
     RUN_TEST(test_random_first_fit);
     RUN_TEST(test_random_next_fit);
     RUN_TEST(test_random_best_fit);
