@@ -64,7 +64,7 @@ clean:
 # Per-stage targets: test-01, demo-02, valgrind-03, ... A stage that does not
 # exist yet is skipped with a note rather than an error.
 PER_STAGE := test demo bench valgrind asan tsan misuse lint format clean all run \
-	mutants fuzz soak
+	mutants fuzz soak classes
 $(foreach t,$(PER_STAGE),$(eval $(t)-%: ; @$$(call per_stage,$(t),$$*)))
 per_stage = d='$(call stage_dir,$(2))'; \
   if [ -z "$$d" ]; then echo "stage $(2) does not exist yet (see README.md for the plan)"; \
@@ -91,4 +91,5 @@ help:
 	@echo "make fuzz-NN        the stage's libFuzzer harness for SECONDS (default 60);"
 	@echo "                    REPRO=file replays one input (a short run is in make test)"
 	@echo "make soak           10^7 randomized operations per stage (also soak-NN)"
+	@echo "make classes-06     stage 06's size-class table with each class's waste"
 	@echo "stages present: $(STAGES)"

@@ -185,12 +185,13 @@ bump_mark_t bump_mark(const bump_t *b)
 /*
  * Which stale marks are caught. A mark from another region: by its base. A
  * mark made before the last reset: always, by the generation, even when the
- * offset has grown past the mark again (mark, reset, alloc 500, rewind: the
- * offset alone would accept it, and the region would then hand out bytes of
- * the caller's 500-byte block a second time). A mark that an outer rewind
- * passed: only while the offset is below it. Catching that one always would
- * need the region to remember each rewind, or the marks still valid, which a
- * counter cannot do in O(1) space (exercise 5 in the README asks why).
+ * offset has grown past the mark again (alloc 30, mark, reset, alloc 500,
+ * rewind: the offset alone would accept it, and the region would then hand
+ * out bytes of the caller's 500-byte block a second time). A mark that an
+ * outer rewind passed: only while the offset is below it. Catching that one
+ * always would need the region to remember each rewind, or the marks still
+ * valid, which a counter cannot do in O(1) space (exercise 5 in the README
+ * asks why).
  */
 void bump_rewind(bump_t *b, bump_mark_t m)
 {

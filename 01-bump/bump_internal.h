@@ -17,4 +17,11 @@
  * need. 0 in every other build: nothing would see the overflow there. */
 #define BUMP_REDZONE ((size_t)(TRACK_ENABLED ? 16 : 0))
 
+/* An annotated build is a checked build, in every stage (the glossary's
+ * rule): a tool build without ALLOC_DEBUG is refused rather than quietly
+ * made half of one. */
+#if TRACK_ENABLED && !defined(ALLOC_DEBUG)
+#error "01-bump: an annotated build must be a checked build: add -DALLOC_DEBUG"
+#endif
+
 #endif /* BUMP_INTERNAL_H */

@@ -418,18 +418,24 @@ static void test_marks_nest(void)
     bump_destroy(&b);
 }
 
-/* Misuse: each runs in a child process, which must abort with a message. */
-static void rewind_past_offset(void *arg)
+/* Misuse: each runs in a child process, which must abort with a message.
+ *
+ * A mark made before a reset, used right after it. The offset (0) is below
+ * the mark too, but the generation is compared first, so this is the
+ * generation check's case; the offset check's is the next one. */
+static void rewind_across_a_reset(void *arg)
 {
     (void)arg;
     bump_t b;
     bump_init(&b, buffer, sizeof buffer);
     (void)bump_alloc(&b, 30);
-    bump_mark_t inner = bump_mark(&b);
+    bump_mark_t m = bump_mark(&b);
     bump_reset(&b);
-    bump_rewind(&b, inner); /* the reset already went below this mark */
+    bump_rewind(&b, m);
 }
 
+/* A mark that an outer rewind passed, used while the offset is below it:
+ * the generation is current, only the offset tells. */
 static void rewind_to_passed_inner_mark(void *arg)
 {
     (void)arg;
@@ -469,8 +475,9 @@ static void rewind_after_reset_and_regrowth(void *arg)
 
 static void test_rewind_misuse_is_reported(void)
 {
-    CHECK_ABORTS(rewind_past_offset, NULL, "01-bump: bump_rewind(0x");
-    CHECK_ABORTS(rewind_past_offset, NULL, "mark is older than the last reset");
+    CHECK_ABORTS(rewind_across_a_reset, NULL, "01-bump: bump_rewind(0x");
+    CHECK_ABORTS(rewind_across_a_reset, NULL,
+                 "mark is older than the last reset");
     CHECK_ABORTS(rewind_after_reset_and_regrowth, NULL,
                  "01-bump: bump_rewind(0x");
     CHECK_ABORTS(rewind_after_reset_and_regrowth, NULL,
@@ -512,9 +519,10 @@ static void test_check_catches_broken_regions(void)
     REQUIRE(bump_init_mmap(&b, PAGE) == 0);
     (void)bump_alloc(&b, 100);
     REQUIRE(bump_check(&b));
-    /* Break copies of the state. The first case breaks two invariants (the
-     * offset is past the high-water mark too); the high-water case after it
-     * breaks the bound on the capacity alone. */
+    /* Break copies of the state. The first case puts the offset past the
+     * capacity, and so past the high-water mark too; the second breaks
+     * offset <= high_water alone; the third, high_water past the capacity
+     * with the offset in range, breaks high_water <= capacity alone. */
     bump_t bad = b;
     bad.offset = bad.capacity + 16;
     CHECK(!bump_check(&bad));

@@ -95,8 +95,9 @@
  * header drawn above (pool_internal.h, since pool_check.c reads it too).
  * Between calls, pool_check() proves these:
  *
- *   block_size % 16 == 0, stride % 16 == 0, stride >= block_size (stride is
- *       block_size + the 16-byte redzone in annotated builds, else equal)
+ *   block_size >= 8 (the link) and block_size % 16 == 0, so at least 16;
+ *       stride == block_size + the redzone (16 bytes with one buffer per
+ *       slab in annotated builds, else 0), so stride % 16 == 0 too
  *   capacity == slab_count * blocks_per_slab        (a fixed pool: 1 slab)
  *   the slab list holds slab_count slabs, numbered slab_count-1 .. 0
  *   free + quarantined + live == capacity, where free is the length of the
@@ -104,8 +105,9 @@
  *       of a block of one of the slabs
  *   checked builds: bit i of a slab's live bits is set iff its block i was
  *       handed out and not freed since, so the set bits number `live`; no
- *       block on the free list or in the quarantine is live, and none is in
- *       both: each free block is in exactly one place
+ *       block on the free list or in the quarantine is live, none is in
+ *       both, and none is in two slots of the quarantine: each free block
+ *       is in exactly one place
  */
 
 /* The slow paths stay out of line, so that the fast paths around them need
@@ -116,11 +118,21 @@
 #define POOL_NOINLINE
 #endif
 
+/* The file reads top to bottom, the fast path first and what it calls
+ * further down, so the static functions used before their definitions are
+ * declared here, all of them, in the order in which they are defined. */
 static void *pool_alloc_slow(pool_t *pool);
-static void pool_set_live(pool_t *pool, void *block, bool live);
+static bool pool_grow(pool_t *pool);
+static pool_slab_t *slab_map(const pool_t *pool, size_t *footprint);
+static void pool_free_checked(pool_t *pool, void *ptr);
 static void pool_push(pool_t *pool, void *block);
+static void *quarantine_take_oldest(pool_t *pool);
+static void quarantine_add(pool_t *pool, void *ptr);
 static unsigned char *slab_block(const pool_t *pool, const pool_slab_t *slab,
                                  size_t i);
+static void bit_put(uint64_t *bits, size_t i, bool on);
+static void pool_set_live(pool_t *pool, void *block, bool live);
+static size_t round_up(size_t x, size_t to);
 _Noreturn static void pool_misuse(const char *func, const void *ptr,
                                   const char *what);
 
@@ -150,9 +162,6 @@ void *pool_alloc(pool_t *pool)
 
 /* ---- Allocating: the slow path ------------------------------------------- */
 
-static void *quarantine_take_oldest(pool_t *pool);
-static bool pool_grow(pool_t *pool);
-
 /*
  * Taken when the free list is empty: about once per blocks_per_slab
  * allocations in a growing pool. Refills the list, then takes the fast path
@@ -170,8 +179,6 @@ POOL_NOINLINE static void *pool_alloc_slow(pool_t *pool)
     }
     return pool_alloc(pool);
 }
-
-static pool_slab_t *slab_map(const pool_t *pool, size_t *footprint);
 
 /*
  * Adds one slab of blocks_per_slab blocks and pushes them all on the free
@@ -199,8 +206,6 @@ static bool pool_grow(pool_t *pool)
         pool_push(pool, slab_block(pool, slab, i));
     return true;
 }
-
-static size_t round_up(size_t x, size_t to);
 
 /*
  * The shape of a slab: `header` bytes (the record and the live bits,
@@ -244,10 +249,6 @@ static pool_slab_t *slab_map(const pool_t *pool, size_t *footprint)
 }
 
 /* ---- Freeing ------------------------------------------------------------- */
-
-static void pool_free_checked(pool_t *pool, void *ptr);
-static void quarantine_add(pool_t *pool, void *ptr);
-static void bit_put(uint64_t *bits, size_t i, bool on);
 
 /*
  * pool_free leaves errno alone without saving it: nothing it does can set

@@ -58,8 +58,8 @@ typedef struct pool_free_block {
  */
 typedef struct pool {
     size_t block_size;      /* bytes a caller may use: the size asked for,
-                               rounded up to POOL_ALIGN (so at least the
-                               16 bytes that hold the link, aligned) */
+                               rounded up to POOL_ALIGN (so at least 16:
+                               room for the 8-byte link, aligned) */
     size_t stride;          /* bytes from one block's start to the next:
                                block_size, plus a 16-byte redzone in
                                annotated builds (one-buffer backing) */

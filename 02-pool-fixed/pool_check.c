@@ -51,10 +51,14 @@ bool pool_check(const pool_t *pool)
 {
     if (pool == NULL)
         return check_failed(pool, "no pool", NULL);
-    /* 1. Sizes and counters. */
+    /* 1. Sizes and counters. The stride is the block and its redzone (16
+     *    bytes with one buffer per slab in annotated builds, else none):
+     *    nothing else, since pool_find() divides by it. */
+    size_t redzone = is_malloc_backed(pool) ? 0 : POOL_REDZONE;
     if (pool->block_size < sizeof(pool_free_block_t) ||
-        pool->block_size % POOL_ALIGN != 0 || pool->stride < pool->block_size ||
-        pool->stride % POOL_ALIGN != 0)
+        pool->block_size % POOL_ALIGN != 0 ||
+        pool->block_size > SIZE_MAX - redzone ||
+        pool->stride != pool->block_size + redzone)
         return check_failed(pool, "bad block size or stride", NULL);
     if (pool->q_count > (POOL_CHECKED ? POOL_QUARANTINE : 0) ||
         pool->q_first >= POOL_QUARANTINE)
@@ -98,14 +102,18 @@ bool pool_check(const pool_t *pool)
         return check_failed(
             pool, "free list shorter than capacity - live - quarantined", NULL);
 
-    /* 4. Quarantined blocks are free blocks, and not on the free list too.
-     *    With the counts above, every free block is then in exactly one
-     *    place: none is lost, none handed out twice. */
+    /* 4. Quarantined blocks are free blocks, each in one slot only (at most
+     *    8 x 7 / 2 compares), and not on the free list too. With the counts
+     *    above, every free block is then in exactly one place: none is lost,
+     *    none handed out twice. */
     for (size_t q = 0; q < pool->q_count; q++) {
         const void *p = pool->quarantine[(pool->q_first + q) % POOL_QUARANTINE];
         if (!is_free_block(pool, p))
             return check_failed(pool, "quarantined block is not a free block",
                                 p);
+        for (size_t r = q + 1; r < pool->q_count; r++)
+            if (pool->quarantine[(pool->q_first + r) % POOL_QUARANTINE] == p)
+                return check_failed(pool, "block quarantined twice", p);
         for (const pool_free_block_t *b = pool->free_head; b != NULL;
              b = link_of(b))
             if ((const void *)b == p)

@@ -643,7 +643,15 @@ static void test_check_catches_damaged_state(void)
         bad.live += 8;
         CHECK(check_says(&bad, "slab list damaged", ANYWHERE));
         bad = *pool;
-        bad.block_size = 8;
+        bad.block_size = 8; /* a link's size, but no room for alignment */
+        CHECK(check_says(&bad, "bad block size or stride", NULL));
+        bad = *pool;
+        bad.block_size += 8; /* 40: off the 16-byte rule, the stride agrees */
+        bad.stride += 8;
+        CHECK(check_says(&bad, "bad block size or stride", NULL));
+        bad = *pool;
+        bad.stride += 16; /* 16-aligned and above block_size, but not the
+                             block and its redzone */
         CHECK(check_says(&bad, "bad block size or stride", NULL));
         bad = *pool;
         bad.q_count = CHECKED ? POOL_QUARANTINE + 1 : 1;
@@ -671,13 +679,27 @@ static void test_check_catches_damaged_state(void)
             bad.q_first = 0;
             bad.q_count = 1;
             CHECK(check_says(&bad, "quarantined block is not a free block", p));
-            /* The control: h0 moved from the free list to the quarantine
-             * is a sound pool. */
+            /* h0 quarantined twice, h1 lost: every quarantined block is
+             * free and off the list, the counts agree (4 on the list, 2
+             * quarantined, 2 live), yet pool_stats would count h0 twice. */
+            bad = *pool;
+            bad.free_head = get_link(h1);
+            bad.quarantine[3] = h0;
+            bad.quarantine[4] = h0;
+            bad.q_first = 3;
+            bad.q_count = 2;
+            CHECK(check_says(&bad, "block quarantined twice", h0));
+            /* The controls: h0 moved from the free list to the quarantine,
+             * and h0 and h1 both, are sound pools. */
             bad = *pool;
             bad.free_head = h1;
             bad.quarantine[0] = h0;
             bad.q_first = 0;
             bad.q_count = 1;
+            CHECK(pool_check(&bad));
+            bad.free_head = get_link(h1);
+            bad.quarantine[1] = h1;
+            bad.q_count = 2;
             CHECK(pool_check(&bad));
         }
         CHECK(pool_check(pool));

@@ -38,12 +38,12 @@
  *      their pages back to the OS. With no slab in use, one spare stays.
  *
  * How it got here. The first version kept one free list per slab, as
- * mimalloc's pages do, and moved a slab between a "has room" list and a
+ * mimalloc's pages do, and moved a slab between an "avail" list and a
  * "full" list as it filled and emptied. Measured, it ran most churn cases
  * at 0.4-0.7x the system malloc's rate: in steady churn a pool has few free
  * blocks, spread about one per slab, so nearly every alloc took a slab's
  * last free block (to "full") and nearly every free gave a full slab one
- * back (to "has room"): two list moves per alloc/free pair, over 40% of the
+ * back (to "avail"): two list moves per alloc/free pair, over 40% of the
  * instructions (callgrind). This version keeps one free list per pool,
  * threaded through the free blocks of all its slabs (stage 02's list, over
  * pages now): no moves, and the per-slab work is one count. The price is

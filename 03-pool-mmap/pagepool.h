@@ -71,7 +71,9 @@
  */
 
 /* A free block seen through its first 8 bytes: the link to the next free
- * block of the same pool, in this slab or in another (xv6's `struct run`). */
+ * block of the same pool, in this slab or in another (the `struct run` of
+ * kalloc.c in xv6, MIT's teaching kernel, threads its free pages the same
+ * way). */
 typedef struct pp_free {
     struct pp_free *next;
 } pp_free_t;
@@ -89,8 +91,9 @@ typedef struct pp_slab pp_slab_t;
  * (invariant, pp_check verifies):
  *     used == live + held
  *     used + (nodes of the pool's free list inside this slab) == nblocks
- *     checked builds: popcount(live_map) == live, and no block on the free
- *     list or in the quarantine has its bit set
+ *     checked builds: popcount(live_map) == live, no block on the free
+ *     list or in the quarantine has its bit set, and no block is in the
+ *     quarantine twice, or in the quarantine and on the free list
  */
 struct pp_slab {
     pp_pool_t *pool;     /* the pool this slab belongs to */

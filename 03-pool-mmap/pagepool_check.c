@@ -1,10 +1,10 @@
 /*
- * pagepool_check.s: pp_check() and pp_dump(). Both read the structures of
+ * pagepool_check.c: pp_check() and pp_dump(). Both read the structures of
  * pagepool.h and change nothing: the checker proves the invariants written
  * there, in an order that makes each step safe on a damaged heap (a count
  * is checked before it bounds a walk); the drawing is what the demo and a
  * student's debugging session print. Optional reading: the allocator is
- * pagepool.s.
+ * pagepool.c.
  */
 #include "pagepool_internal.h"
 
@@ -200,6 +200,13 @@ bool pp_check(const pp_allocator_t *a)
         return fail("the slab set is more than half full");
 
 #if PP_QUARANTINE
+    /* Each entry: a dead block's start, listed once, not on the free list.
+     * With the per-slab counts above, that proves every block is in exactly
+     * one place: a slab's dead blocks (bit clear) number nblocks - used +
+     * held, and its free-list nodes (nblocks - used, distinct: no cycle)
+     * and its quarantined blocks (held, distinct, none on the list) are
+     * that many dead blocks, so they are all of them. The free lists were
+     * checked first, so their walks here end. */
     if (a->q_count > PP_QUARANTINE || a->q_head >= PP_QUARANTINE)
         return fail("the quarantine's indexes are out of range");
     for (unsigned k = 0; k < a->q_count; k++) {
@@ -210,6 +217,12 @@ bool pp_check(const pp_allocator_t *a)
         if (!is_block_start(s->pool, s, p) ||
             bit_get(s, block_index(s->pool, s, p)))
             return fail("a quarantined block is not a dead block's start");
+        for (unsigned j = 0; j < k; j++)
+            if (a->quarantine[(a->q_head + j) % PP_QUARANTINE] == p)
+                return fail("a block is in the quarantine twice");
+        for (pp_free_t *f = s->pool->free; f != NULL; f = link_read(f))
+            if (f == p)
+                return fail("a quarantined block is also on the free list");
     }
 #endif
 

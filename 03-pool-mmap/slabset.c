@@ -94,8 +94,9 @@ bool slabset_reserve(pp_allocator_t *a)
 /*
  * Linear probing cannot just empty the slot: a key further along the same
  * run would become unreachable. So the keys after the hole move back into
- * it when their home is not between the hole and where they sit (Knuth's
- * algorithm R), and no tombstone is needed.
+ * it when their home is not between the hole and where they sit (Knuth,
+ * The Art of Computer Programming, vol. 3, section 6.4, Algorithm R), and
+ * no tombstone is needed.
  */
 void slabset_remove(pp_allocator_t *a, uintptr_t slab)
 {

@@ -32,10 +32,13 @@
  *   2. Coalesce: if the next chunk is free, take it off the list and merge;
  *      if the previous one is free (P clear), the word just before this
  *      chunk is its footer, which gives its size, hence its start: take it
- *      off the list and merge. Both O(1): that is what the footers are for.
+ *      off the list and merge, and mark the freed chunk's old header free
+ *      (a second free of the block then reads "double free"). Both O(1):
+ *      that is what the footers are for.
  *   3. Write the merged chunk's header and footer, clear the next chunk's P,
  *      and push the chunk on the list head; or, if it now spans its whole
- *      region, give the region back to the OS (munmap).
+ *      region, give the region back to the OS (munmap), unless it is the
+ *      heap's only region and 64 KiB.
  *
  * Costs: a search is O(free chunks) (best fit walks the whole list unless
  * it finds an exact fit); a split, a free and an in-place realloc are O(1);
@@ -228,8 +231,9 @@ static size_t chunk_need(size_t n)
 /*
  * A free chunk of at least `need` bytes, or NULL. The one place where the
  * policies differ; the rest of the allocator does not know which is in use.
- * Each pass reads one word per chunk it passes (free_size): this loop is
- * what grows with fragmentation, and what stage 05's bins shorten.
+ * Each pass reads two words per chunk it passes, its size (free_size) and
+ * its next link (link_next): this loop is what grows with fragmentation,
+ * and what stage 05's bins shorten.
  */
 static void *find_fit(fl_heap *h, size_t need)
 {
@@ -356,13 +360,14 @@ static void *region_grow(fl_heap *h, size_t need)
 
 /* Checks first, then the tools are told (track_free) before any byte of the
  * block is touched again, then the chunk is freed: at once in release
- * builds, through the quarantine in checked ones. errno is saved and given
- * back, because giving a region back to the OS may fail and set it. */
+ * builds, through the quarantine in checked ones. errno stays as it was:
+ * the one call here that can change it is the munmap of an emptied
+ * region, and region_unmap saves and restores it there, so that this fast
+ * path does not pay for it (reading errno is a call to __errno_location). */
 void fl_free(fl_heap *h, void *p)
 {
     if (p == NULL)
         return;
-    int saved_errno = errno;
     uint64_t w = block_validate(h, p, "fl_free", "double free"); /* STEP 1 */
     size_t request = w_request(w);
     track_free(p, request, 0);
@@ -373,7 +378,6 @@ void fl_free(fl_heap *h, void *p)
         quarantine_push(h, chunk_of(p));
     else
         chunk_release(h, chunk_of(p), p); /* STEPS 2 and 3 */
-    errno = saved_errno;
 }
 
 /*
@@ -452,6 +456,12 @@ static void chunk_release(fl_heap *h, void *c, const void *p)
             alloc_fatal(STAGE, "fl_free", p,
                         "corrupted footer of the previous chunk");
         list_remove(h, prev);
+        /* c's header now lies inside prev's chunk, where nothing reads it
+         * but a second free (or a realloc) of c's block. Marked free, it
+         * makes block_validate say "double free" in every build; left as
+         * it was (U set), it would pass, and this step would then read a
+         * stale footer and report a corrupted one. One word a merge. */
+        word_set(c, fl_header_word(c, w_size(w), 0, 0));
         size += w_size(pw);
         c = prev;
         flags = w_flags(pw) & (FL_PREV_USED | FL_FIRST);
@@ -461,9 +471,11 @@ static void chunk_release(fl_heap *h, void *c, const void *p)
     set_prev_used(after, false);
     write_free(c, size, flags);
     if ((flags & FL_FIRST) && w_size(word_get(after)) == FENCE_SIZE) {
-        /* The whole region is free: give it back, but keep the heap's last
-         * 64 KiB region, so that a program that allocates and frees one
-         * block in a loop does not mmap and munmap every time. */
+        /* The whole region is free: give it back, unless it is the heap's
+         * only region and a 64 KiB one (FL_REGION_MIN), so that a program
+         * that allocates and frees one block in a loop does not mmap and
+         * munmap every time. (A bigger one, a big block's own, goes back
+         * even when it is the only one.) */
         fl_region *r = (fl_region *)((char *)c - REGION_FIRST);
         if (!(h->stats.regions == 1 && r->size == FL_REGION_MIN) &&
             region_unmap(h, r))
@@ -478,8 +490,12 @@ static void chunk_release(fl_heap *h, void *c, const void *p)
  * Gives region r back to the OS and unlinks it. The OS may refuse: munmap
  * fails with ENOMEM at the limit on the number of mappings
  * (vm.max_map_count). Then r is left exactly as it was, linked and counted,
- * and the caller keeps it. Returns whether r is gone. errno is the caller's
- * to restore.
+ * and the caller keeps it. Returns whether r is gone.
+ *
+ * errno is left as it was, refused or not: every free-like function of the
+ * API (fl_free, fl_realloc, fl_quarantine_flush, fl_destroy) promises it,
+ * as POSIX asks of free, and this is the only place where they call the OS.
+ * Saved here, in the slow path, the promise costs the fast path nothing.
  */
 static bool region_unmap(fl_heap *h, fl_region *r)
 {
@@ -487,7 +503,10 @@ static bool region_unmap(fl_heap *h, fl_region *r)
     size_t bytes = r->size;
     /* Leave no poison behind for ASan (the region header has none). */
     track_mem_undefined(at(r, sizeof *r), bytes - sizeof *r);
-    if (munmap(r, bytes) != 0) {
+    int saved_errno = errno;
+    int refused = munmap(r, bytes);
+    errno = saved_errno;
+    if (refused != 0) {
         /* Still ours, and empty: no-access again past its header. */
         track_mem_noaccess(at(r, sizeof *r), bytes - sizeof *r);
         return false;
@@ -506,15 +525,13 @@ static bool region_unmap(fl_heap *h, fl_region *r)
 
 void fl_quarantine_flush(fl_heap *h)
 {
-    int saved_errno = errno; /* a release may unmap, and munmap may fail */
-    while (h->q_count > 0) {
+    while (h->q_count > 0) { /* errno: see region_unmap */
         void *c = h->quarantine[h->q_first];
         h->q_first = (h->q_first + 1) % FL_QUARANTINE;
         h->q_count--;
         chunk_release(h, c, at(c, FL_HEADER));
     }
     h->q_first = 0;
-    errno = saved_errno;
 }
 
 // clang-format off
@@ -694,8 +711,7 @@ int fl_init(fl_heap *h, fl_policy policy)
 
 size_t fl_destroy(fl_heap *h)
 {
-    int saved_errno = errno; /* munmap may fail: see region_unmap */
-    size_t live = 0;
+    size_t live = 0; /* errno: region_unmap keeps it */
     fl_region *next;
     for (fl_region *r = h->regions; r != NULL; r = next) {
         next = r->next;
@@ -718,7 +734,6 @@ size_t fl_destroy(fl_heap *h)
     }
     fl_policy policy = h->policy;
     fl_init(h, policy);
-    errno = saved_errno;
     return live;
 }
 

@@ -151,11 +151,17 @@ const char *fl_check_why(const fl_heap *h)
     if (h->q_count > FL_QUARANTINE || h->q_count != sum.quarantined ||
         (!FL_CHECKED && h->q_count != 0))
         return "quarantine count disagrees with the chunks marked Q";
+    /* As many entries as Q chunks, each one of them, none twice: then the
+     * entries are exactly the Q chunks (a ring holding X twice could hide
+     * a Q chunk Y that no entry names, and that would never be freed). */
     for (size_t i = 0; i < h->q_count; i++) {
         void *c = h->quarantine[(h->q_first + i) % FL_QUARANTINE];
         if (!in_some_region(h, c) ||
             !(w_flags(word_get(c)) & FL_QUARANTINE_BIT))
             return "quarantine holds a chunk not marked Q";
+        for (size_t j = 0; j < i; j++)
+            if (h->quarantine[(h->q_first + j) % FL_QUARANTINE] == c)
+                return "quarantine holds a chunk twice";
     }
     if (sum.live_bytes != h->stats.live_bytes ||
         sum.live_blocks != h->stats.live_blocks)

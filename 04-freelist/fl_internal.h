@@ -24,13 +24,18 @@
 
 /* A checked build is one compiled with -DALLOC_DEBUG (build/debug,
  * build/valgrind, build/asan, build/tsan); an annotated build, one that
- * tells a memory tool about the blocks (build/valgrind, build/asan), is
- * always a checked build, even compiled without ALLOC_DEBUG: the quarantine
- * is what lets the tool see a use after free. */
-#if defined(ALLOC_DEBUG) || TRACK_ENABLED
+ * tells a memory tool about the blocks (build/valgrind, build/asan), must
+ * be a checked build: the quarantine is what lets the tool see a use after
+ * free. A tool build without ALLOC_DEBUG is refused, as stages 02 and 03
+ * refuse it, rather than quietly made a checked one. */
+#if defined(ALLOC_DEBUG)
 #define FL_CHECKED 1
 #else
 #define FL_CHECKED 0
+#endif
+#if TRACK_ENABLED && !FL_CHECKED
+#error                                                                         \
+    "04-freelist: an annotated build must be a checked build: add -DALLOC_DEBUG"
 #endif
 
 // clang-format off

@@ -3,7 +3,12 @@
  * program can run on this stage's allocator:
  *
  *     LD_PRELOAD=04-freelist/build/libmalloc.so sort big.txt
- *     make run-04 CMD='python3 -c "print(sum(range(10**6)))"'
+ *     LIBMALLOC_STATS=stderr PYTHONMALLOC=malloc \
+ *         make run-04 CMD='python3 -c "print(sum(range(10**6)))"'
+ *
+ * (PYTHONMALLOC=malloc: Python then asks malloc for its small objects too,
+ * instead of serving them from its own pymalloc arenas; LIBMALLOC_STATS
+ * prints the heap's figures at exit, the proof that it ran on this heap.)
  *
  * The dynamic linker binds every malloc, free, realloc... of the program and
  * of its libraries to the first definition it finds, and a preloaded library

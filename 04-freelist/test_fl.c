@@ -4,7 +4,7 @@
  * step), splitting and coalescing observed, regions mapped and returned,
  * errno kept when the OS refuses to take a region back (common/fault.h),
  * each misuse report, fl_check() after every operation of random runs,
- * fl_check() proven to catch a broken heap (five ways), and the conformance
+ * fl_check() proven to catch a broken heap (seven ways), and the conformance
  * suite for each policy and, behind one lock, with threads.
  */
 #include "annotate.h"
@@ -21,8 +21,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* A checked build, as fl.c counts it: ALLOC_DEBUG, or any annotated build. */
-#if defined(ALLOC_DEBUG) || TRACK_ENABLED
+/* A checked build, as fl.c counts it: ALLOC_DEBUG (every annotated build
+ * is one: fl_internal.h refuses a tool build without it). */
+#if defined(ALLOC_DEBUG)
 #define CHECKED 1
 #else
 #define CHECKED 0
@@ -38,6 +39,18 @@ static bool is_aligned(const void *p, size_t a)
 static void settle(fl_heap *h)
 {
     fl_quarantine_flush(h);
+}
+
+/* fl_check(), saying which invariant is broken when it fails. A test that
+ * goes on using a heap after a check (fl_stats walks the free list, a free
+ * follows a footer) REQUIREs it: a broken heap is reported as a failed
+ * check, not as the crash or the endless walk that using it would be. */
+static bool heap_sound(const fl_heap *h)
+{
+    const char *why = fl_check_why(h);
+    if (why != NULL)
+        printf("    fl_check_why: %s\n", why);
+    return why == NULL;
 }
 
 /* Metadata words are no-access to the memory tools: open them to look. */
@@ -123,8 +136,10 @@ static void test_alloc_aligns_every_size(void)
                 break;
             }
         fl_free(&h, p[n]);
+        /* Each free (in checked builds, each release from the quarantine)
+         * merges with the chunk before it: the heap must stay sound. */
+        REQUIRE(heap_sound(&h));
     }
-    CHECK(fl_check(&h));
     fl_destroy(&h);
 }
 
@@ -240,13 +255,15 @@ static void test_coalesce_with_both_neighbours(void)
     fl_free(&h, a);
     fl_free(&h, c);
     settle(&h);
+    REQUIRE(heap_sound(&h));
     CHECK_EQ(fl_stats(&h).free_chunks, before + 2);
     fl_free(&h, b); /* merges with a (before it) and c (after it) */
     settle(&h);
+    REQUIRE(heap_sound(&h));
     CHECK_EQ(fl_stats(&h).free_chunks, before + 1);
-    CHECK(fl_check(&h));
-    /* The merged chunk holds a block as big as the three together. */
-    size_t merged = 208 + 304 + 416 - 8;
+    /* The merged chunk holds a block exactly as big as the three chunks
+     * (208, 320 and 416 bytes) together, less one header. */
+    size_t merged = 208 + 320 + 416 - 8;
     void *big = fl_alloc(&h, merged);
     CHECK_PTR_EQ(big, a);
     CHECK_EQ(fl_stats(&h).free_chunks, before);
@@ -404,6 +421,30 @@ static void test_large_block_gets_its_own_region(void)
     CHECK_EQ(s.free_chunks, 1);
     CHECK(fl_check(&h));
     fl_destroy(&h);
+}
+
+/* A request whose chunk, with the 48 bytes of region header and fenceposts
+ * that every region also holds, just fits whole pages or just misses them:
+ * the region must hold the chunk and its own overhead both. Every 8 bytes
+ * around 64 KiB (the smallest region), 128 KiB and 1 MiB (regions of their
+ * own), each on a fresh heap. */
+static void test_region_holds_chunk_and_overhead(void)
+{
+    const size_t ends[] = {FL_REGION_MIN, 2 * FL_REGION_MIN, (size_t)1 << 20};
+    for (size_t e = 0; e < sizeof ends / sizeof ends[0]; e++)
+        for (size_t n = ends[e] - 96; n <= ends[e] + 16; n += 8) {
+            fl_heap h;
+            fl_init(&h, FL_FIRST_FIT);
+            unsigned char *p = fl_alloc(&h, n);
+            REQUIRE(p != NULL);
+            memset(p, 0x3C, n);
+            REQUIRE(heap_sound(&h));
+            CHECK_GE(fl_stats(&h).footprint, n + FL_HEADER + 48);
+            fl_free(&h, p);
+            settle(&h);
+            REQUIRE(heap_sound(&h));
+            fl_destroy(&h);
+        }
 }
 
 static void test_empty_regions_go_back_to_the_os(void)
@@ -641,6 +682,29 @@ static void test_realloc_grows_into_free_next_chunk(void)
     fl_destroy(&h);
 }
 
+/* A used next chunk is no room to grow into, however big it is: realloc
+ * moves the block, and leaves the neighbour's bytes alone. */
+static void test_realloc_moves_past_a_used_neighbour(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    char *p = fl_alloc(&h, 100);
+    unsigned char *next = fl_calloc(&h, 1, 2000); /* in use, all zeros */
+    void *guard = fl_alloc(&h, 10);
+    REQUIRE(p && next && guard);
+    fill(p, 100, 5);
+    char *q = fl_realloc(&h, p, 1500);
+    REQUIRE(q != NULL);
+    CHECK(q != p);
+    CHECK(intact(q, 100, 5));
+    size_t nonzero = 0;
+    for (size_t i = 0; i < 2000; i++)
+        nonzero += next[i] != 0;
+    CHECK_EQ(nonzero, 0);
+    CHECK(heap_sound(&h));
+    fl_destroy(&h);
+}
+
 static void test_realloc_edge_cases(void)
 {
     fl_heap h;
@@ -812,6 +876,74 @@ static void test_misuse_is_reported(void)
                  "corrupted header of the next chunk");
 }
 
+/*
+ * A double free after the block's chunk merged into a free neighbour. b is
+ * freed after a (and, with arg, after c too), so its chunk merges backward
+ * into a's (and forward with c's): b's header is left inside the merged
+ * free chunk. Each function frees the heap's a (and c), releases the
+ * quarantine (checked builds), frees b, releases it, then misuses b once
+ * more, as `what` says: 'f' free, 'r' realloc, 'u' usable size.
+ */
+typedef struct merged_misuse {
+    bool both_sides;
+    char what;
+} merged_misuse;
+
+static void do_misuse_after_merge(void *arg)
+{
+    const merged_misuse *m = arg;
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *a = fl_alloc(&h, 40), *b = fl_alloc(&h, 40), *c = fl_alloc(&h, 40);
+    void *guard = fl_alloc(&h, 40); /* c's neighbour stays in use */
+    (void)guard;
+    fl_free(&h, a);
+    if (m->both_sides)
+        fl_free(&h, c);
+    settle(&h);
+    fl_free(&h, b);
+    settle(&h); /* b is now inside a's free chunk */
+    if (m->what == 'f')
+        fl_free(&h, b);
+    else if (m->what == 'r')
+        (void)fl_realloc(&h, b, 80);
+    else
+        (void)fl_usable_size(&h, b);
+}
+
+static void test_double_free_after_a_merge_is_reported(void)
+{
+    static const merged_misuse back = {false, 'f'}, both = {true, 'f'},
+                               realloc_back = {false, 'r'},
+                               realloc_both = {true, 'r'},
+                               usable_back = {false, 'u'};
+    CHECK_ABORTS(do_misuse_after_merge, (void *)&back, "double free");
+    CHECK_ABORTS(do_misuse_after_merge, (void *)&both, "double free");
+    CHECK_ABORTS(do_misuse_after_merge, (void *)&realloc_back,
+                 "realloc of a freed block");
+    CHECK_ABORTS(do_misuse_after_merge, (void *)&realloc_both,
+                 "realloc of a freed block");
+    CHECK_ABORTS(do_misuse_after_merge, (void *)&usable_back,
+                 "block already freed");
+
+    /* What those reports rest on, in every build: the header that the
+     * merge left inside the free chunk says "not in use". (In checked
+     * builds the quarantine's Q bit would also say it, so without this
+     * check a merge that leaves the header as it was goes unseen there.) */
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *a = fl_alloc(&h, 40), *b = fl_alloc(&h, 40),
+         *guard = fl_alloc(&h, 40);
+    REQUIRE(a && b && guard);
+    fl_free(&h, a);
+    settle(&h);
+    fl_free(&h, b);
+    settle(&h);
+    REQUIRE(heap_sound(&h));
+    CHECK_EQ(raw_get(chunk(b)) & (FL_USED | FL_QUARANTINE_BIT), 0);
+    fl_destroy(&h);
+}
+
 static void test_quarantine_delays_reuse(void)
 {
     if (!CHECKED) {
@@ -939,6 +1071,34 @@ static void test_check_catches_lost_list_node(void)
     fl_destroy(&h);
 }
 
+static void test_check_catches_bad_prev_link(void)
+{
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *p[6];
+    for (size_t i = 0; i < 6; i++)
+        REQUIRE((p[i] = fl_alloc(&h, 50 + 10 * i)) != NULL);
+    fl_free(&h, p[0]);
+    fl_free(&h, p[2]);
+    fl_free(&h, p[4]);
+    settle(&h);
+    REQUIRE(fl_check(&h));
+    /* p[2]'s free chunk sits between two nodes (the region's rest is on
+     * the list too, so it has a next): the next one's prev link skips it
+     * and names p[2]'s own prev. Read forward, the list is whole; read
+     * backward, it lost a node. Found from the chunk, not from the head,
+     * so the test holds whatever order the list keeps. */
+    char *mid = chunk(p[2]);
+    char *next = (char *)(uintptr_t)raw_get(mid + 8);
+    uint64_t prev = raw_get(mid + 16);
+    REQUIRE(next != NULL);
+    raw_set(next + 16, prev);
+    CHECK(why_says(&h, "free-list links disagree"));
+    raw_set(next + 16, (uintptr_t)mid);
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
 static void test_check_catches_misaligned_chunk(void)
 {
     fl_heap h;
@@ -951,6 +1111,31 @@ static void test_check_catches_misaligned_chunk(void)
     h.free_head = (char *)saved + 8; /* a list node 8 bytes off */
     CHECK(why_says(&h, "not aligned"));
     h.free_head = saved;
+    CHECK(fl_check(&h));
+    fl_destroy(&h);
+}
+
+/* The ring holds x twice and no longer y, which is still marked Q: the
+ * count of entries agrees with the count of Q chunks, and each entry is a
+ * Q chunk, but y would never leave the quarantine. */
+static void test_check_catches_quarantine_duplicate(void)
+{
+    if (!CHECKED) {
+        test_skip("checked builds only");
+        return;
+    }
+    fl_heap h;
+    fl_init(&h, FL_FIRST_FIT);
+    void *x = fl_alloc(&h, 64), *y = fl_alloc(&h, 64);
+    REQUIRE(x && y);
+    fl_free(&h, x);
+    fl_free(&h, y); /* both held: the ring is [x, y] */
+    REQUIRE(h.q_count == 2 && heap_sound(&h));
+    size_t second = (h.q_first + 1) % FL_QUARANTINE;
+    void *saved = h.quarantine[second];
+    h.quarantine[second] = h.quarantine[h.q_first];
+    CHECK(why_says(&h, "quarantine holds a chunk twice"));
+    h.quarantine[second] = saved;
     CHECK(fl_check(&h));
     fl_destroy(&h);
 }
@@ -1346,6 +1531,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_next_fit_resumes_at_the_rover_and_wraps);
     RUN_TEST(test_best_fit_takes_exact_fit);
     RUN_TEST(test_large_block_gets_its_own_region);
+    RUN_TEST(test_region_holds_chunk_and_overhead);
     RUN_TEST(test_empty_regions_go_back_to_the_os);
     RUN_TEST(test_free_keeps_errno_when_munmap_fails);
     RUN_TEST(test_realloc_keeps_errno_when_munmap_fails);
@@ -1353,17 +1539,21 @@ int main(int argc, char **argv)
     RUN_TEST(test_quarantine_flush_keeps_errno_when_munmap_fails);
     RUN_TEST(test_realloc_shrinks_in_place);
     RUN_TEST(test_realloc_grows_into_free_next_chunk);
+    RUN_TEST(test_realloc_moves_past_a_used_neighbour);
     RUN_TEST(test_realloc_edge_cases);
     RUN_TEST(test_aligned_alloc_every_power_of_two);
     RUN_TEST(test_aligned_alloc_rejects_bad_alignment);
     RUN_TEST(test_stats_follow_live_bytes_and_peaks);
     RUN_TEST(test_misuse_is_reported);
+    RUN_TEST(test_double_free_after_a_merge_is_reported);
     RUN_TEST(test_quarantine_delays_reuse);
     RUN_TEST(test_check_catches_footer_mismatch);
     RUN_TEST(test_check_catches_adjacent_free_chunks);
     RUN_TEST(test_check_catches_lost_list_node);
+    RUN_TEST(test_check_catches_bad_prev_link);
     RUN_TEST(test_check_catches_misaligned_chunk);
     RUN_TEST(test_check_catches_bad_check_bits);
+    RUN_TEST(test_check_catches_quarantine_duplicate);
     RUN_TEST(test_random_first_fit);
     RUN_TEST(test_random_next_fit);
     RUN_TEST(test_random_best_fit);

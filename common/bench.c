@@ -68,7 +68,9 @@
  *   bump-32  system    1000000  0.012960    77.16   1.00  75.0..80.1 (7%)
  *
  * The spread is the rates of the slowest and the fastest repetitions, and
- * in brackets their distance as a share of the median rate.
+ * in brackets the distance between their times as a share of the median
+ * time ((slowest - fastest) / median: 222% means the slowest repetition
+ * took 2.2 median times longer than the fastest).
  */
 #include "bench.h"
 

@@ -4,17 +4,22 @@
 #   .clang-tidy at the top), clang-format in check mode, and the README's
 #   copies of the source's layout diagrams (diagrams.sh).
 # Each missing tool is skipped with a note; any finding fails the lint.
+# EXTRA_CPPFLAGS (the stage's, from common/stage.mk) is added to both
+# analysers' flags: a stage whose sources include a generated header names
+# its folder there.
 set -u
 common=$1
 shift
 [ $# -gt 0 ] || exit 0
 status=0
-cflags=(-std=c17 -I. -I"$common" -D_DEFAULT_SOURCE -DALLOC_DEBUG)
+# shellcheck disable=SC2206 # a list of flags
+extra=(${EXTRA_CPPFLAGS:-})
+cflags=(-std=c17 -I. -I"$common" -D_DEFAULT_SOURCE -DALLOC_DEBUG "${extra[@]}")
 if command -v cppcheck >/dev/null; then
   cppcheck -q --std=c11 --enable=warning,style,performance,portability \
     --inline-suppr --error-exitcode=1 --suppress=missingIncludeSystem \
     --suppress=unusedFunction --suppress=constParameterCallback \
-    -I. -I"$common" -D_DEFAULT_SOURCE -DALLOC_DEBUG "$@" || status=1
+    -I. -I"$common" -D_DEFAULT_SOURCE -DALLOC_DEBUG "${extra[@]}" "$@" || status=1
 else
   echo "lint: cppcheck not installed (apt-get install cppcheck): skipped"
 fi

@@ -19,20 +19,27 @@
 # checker and the misuse checks run), and run one after the other until one
 # fails. A mutant is caught when a test fails, crashes, aborts or hangs
 # (timeout); it is missed when every test passes: a gap in the tests. A
-# patch that no longer applies, or a mutant that does not build, is an
-# error, not a catch. One line per mutant says which, and which test cases
+# mutant that does not build is an error, not a catch. A patch that no
+# longer applies (the source under it changed) is an error with
+# MUTANTS_STRICT=1, which CI sets: the shipped patches must match the
+# shipped source. Otherwise it is skipped with a note: a student who
+# changes the allocator in an exercise breaks the context of the patches
+# that touch those lines, and `make test` should still judge the change. One line per mutant says which, and which test cases
 # caught it. Prints "mutants: N passed, N failed" last (passed: caught).
 #
 # The environment gives the compiler and flags (common/stage.mk sets them):
 # CC, CFLAGS, CPPFLAGS, LDFLAGS, LDLIBS, ALLOC (the allocator's sources).
 # MUTANT=NAME runs one. Each test run has MUTANT_TIMEOUT seconds (default 120).
+# The tests run with one fixed seed (MUTANT_SEED, default 0x5eed), so that a
+# catch by a randomized case is the same on every run and every machine.
 set -u
 stage=$1 libcommon=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
 shift 2
 tests=("$@")
 common=$(cd "$(dirname "$0")" && pwd)
 timeout_s=${MUTANT_TIMEOUT:-120}
-caught=0 missed=0 errors=0
+seed=${MUTANT_SEED:-0x5eed}
+caught=0 missed=0 errors=0 stale=0
 shopt -s nullglob
 patches=(mutants/*.patch)
 [ ${#patches[@]} -gt 0 ] || { echo "$stage: no mutants (mutants/*.patch)"; echo "mutants: 0 passed, 0 failed"; exit 0; }
@@ -46,8 +53,13 @@ for patch in "${patches[@]}"; do
   mkdir -p "$dir"
   cp ./*.c ./*.h "$dir"/
   if ! patch -s -p1 -d "$dir" --no-backup-if-mismatch <"$patch" >"$dir/patch.log" 2>&1; then
-    errors=$((errors + 1))
-    printf '  ERROR   %-28s the patch no longer applies (see %s/patch.log)\n' "$name" "$dir"
+    if [ "${MUTANTS_STRICT:-0}" = 1 ]; then
+      errors=$((errors + 1))
+      printf '  ERROR   %-32s the patch no longer applies (see %s/patch.log)\n' "$name" "$dir"
+    else
+      stale=$((stale + 1))
+      printf '  skip    %-32s the source it patches has changed (an exercise?): not run\n' "$name"
+    fi
     continue
   fi
   built=1
@@ -62,21 +74,24 @@ for patch in "${patches[@]}"; do
   done
   if [ $built -eq 0 ]; then
     errors=$((errors + 1))
-    printf '  ERROR   %-28s does not build (see %s/build.log)\n' "$name" "$dir"
+    printf '  ERROR   %-32s does not build (see %s/build.log)\n' "$name" "$dir"
     continue
   fi
   by=""
   for t in "${tests[@]}"; do
     log=$dir/$t.log
     # (The braces' redirection silences bash's own "Segmentation fault".)
-    { TEST_VERBOSE=2 timeout "$timeout_s" "$dir/$t" >"$log" 2>&1; status=$?; } 2>/dev/null
+    { TEST_SEED=$seed TEST_VERBOSE=2 timeout "$timeout_s" "$dir/$t" >"$log" 2>&1; status=$?; } 2>/dev/null
     [ $status -eq 0 ] && continue
     cases=$(grep -oE '^FAIL [^ ]+' "$log" | cut -c6- | head -n 3 | paste -sd, -)
     last=$(grep -E '^run  ' "$log" | tail -n 1 | cut -c6-)
-    if [ $status -eq 124 ]; then
-      by="$t: hung in $last (timeout ${timeout_s} s)"
-    elif [ -n "$cases" ]; then
+    # Failed checks first: a run that then hangs or crashes was caught by
+    # them already.
+    if [ -n "$cases" ]; then
       by="$t: $cases"
+      [ $status -eq 124 ] && by="$by (then hung)"
+    elif [ $status -eq 124 ]; then
+      by="$t: hung in $last (timeout ${timeout_s} s)"
     elif [ $status -gt 128 ]; then
       by="$t: killed by signal $((status - 128)) in $last"
     else
@@ -86,13 +101,15 @@ for patch in "${patches[@]}"; do
   done
   if [ -n "$by" ]; then
     caught=$((caught + 1))
-    printf '  caught  %-28s by %s\n' "$name" "$by"
+    printf '  caught  %-32s by %s\n' "$name" "$by"
   else
     missed=$((missed + 1))
-    printf '  MISSED  %-28s every test passed: %s\n' "$name" "$what"
+    printf '  MISSED  %-32s every test passed: %s\n' "$name" "$what"
   fi
 done
 total=$((caught + missed + errors))
-echo "$stage: $caught of $total mutants caught"
-echo "mutants: $caught passed, $((missed + errors)) failed"
+note=""
+[ $stale -gt 0 ] && note=", $stale skipped (their source changed)"
+echo "$stage: $caught of $total mutants caught$note"
+echo "mutants: $caught passed, $((missed + errors)) failed, $stale skipped"
 [ $((missed + errors)) -eq 0 ]

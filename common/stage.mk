@@ -49,9 +49,12 @@
 #                                       # common/mallocbench/compare.sh: this
 #                                       # stage's libmalloc.so, BENCH_STAGES',
 #                                       # the system malloc and the others on
-#                                       # traces, threads and a burst
-#     BENCH_MALLOC_ALIGN := 1           # the alignment its trace replays
-#                                       # check (optional; default 16)
+#                                       # traces, threads and a burst (and
+#                                       # bench.sh runs its system side on
+#                                       # this stage's libmalloc.so too)
+#     SHLIB_MIN_ALIGN := 8              # the alignment compare.sh expects of
+#                                       # this stage's smallest blocks (16
+#                                       # when unset: glibc's)
 #
 # `make run CMD='sort file'` runs a command (in the stage's folder) with
 # build/$(SHLIB) preloaded as its malloc.
@@ -307,6 +310,10 @@ soak: $(if $(FUZZ),build/soak/$(FUZZ))
 
 # The earlier stages' libraries, as name=path for bench.sh (built first).
 BENCH_PRELOAD = $(foreach s,$(BENCH_STAGES),$(s)=$(abspath ../$(s)/build/libmalloc.so))
+# With BENCH_MALLOC, bench.sh runs the system side on the stage's own
+# libmalloc.so too: its instructions per request through malloc and free,
+# with whatever the library wraps around the allocator (its lock).
+BENCH_PRELOAD_SELF = $(if $(BENCH_MALLOC),$(STAGE)=$(abspath build/$(SHLIB)))
 bench: build/release/$(BENCH) $(addprefix build/release/,$(BENCH_EXTRA)) \
 	  $(if $(BENCH_MALLOC),build/$(SHLIB))
 	@for s in $(BENCH_STAGES); do \
@@ -314,11 +321,10 @@ bench: build/release/$(BENCH) $(addprefix build/release/,$(BENCH_EXTRA)) \
 	    || echo "bench: could not build ../$$s/build/libmalloc.so"; \
 	  else echo "bench: stage $$s is not in this tree: its row is left out"; fi; \
 	done
-	@BENCH_CC='$(CC_ID)' BENCH_ENTRY='$(BENCH_ENTRY)' BENCH_PRELOAD='$(BENCH_PRELOAD)' $(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
+	@BENCH_CC='$(CC_ID)' BENCH_ENTRY='$(BENCH_ENTRY)' BENCH_PRELOAD='$(BENCH_PRELOAD_SELF) $(BENCH_PRELOAD)' $(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
 	@for b in $(BENCH_EXTRA); do build/release/$$b $(BENCH_EXTRA_ARGS) || exit 1; done
 	$(if $(BENCH_MALLOC),@CC='$(CC)' $(COMMON)/mallocbench/compare.sh build \
-	  $(STAGE)=$(abspath build/$(SHLIB))$(if $(BENCH_MALLOC_ALIGN),:$(BENCH_MALLOC_ALIGN)) \
-	  $(BENCH_PRELOAD))
+	  $(STAGE)=$(abspath build/$(SHLIB))$(if $(SHLIB_MIN_ALIGN),@$(SHLIB_MIN_ALIGN)) $(BENCH_PRELOAD))
 
 demo: build/debug/$(DEMO)
 	@build/debug/$(DEMO)
@@ -328,7 +334,7 @@ demo: build/debug/$(DEMO)
 SOURCES := $(wildcard *.c *.h)
 
 lint:
-	@$(COMMON)/lint.sh $(COMMON) $(SOURCES) $(LINT_EXTRA)
+	@EXTRA_CPPFLAGS='$(EXTRA_CPPFLAGS)' $(COMMON)/lint.sh $(COMMON) $(SOURCES) $(LINT_EXTRA)
 
 format:
 	clang-format -i $(SOURCES) $(LINT_EXTRA)

@@ -260,9 +260,16 @@ bool test_aborts_with(void (*fn)(void *), void *arg, const char *expect)
     bool aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
     bool said = strstr(buf, expect) != NULL;
     if (!aborted || !said || T.verbose) {
-        printf("    child %s; its stderr: %s",
-               aborted ? "aborted" : "did not abort",
-               len ? buf : "(nothing)\n");
+        char how[64];
+        if (aborted)
+            snprintf(how, sizeof how, "aborted");
+        else if (WIFSIGNALED(status))
+            snprintf(how, sizeof how, "did not abort: killed by signal %d (%s)",
+                     WTERMSIG(status), strsignal(WTERMSIG(status)));
+        else
+            snprintf(how, sizeof how, "did not abort: exited with status %d",
+                     WEXITSTATUS(status));
+        printf("    child %s; its stderr: %s", how, len ? buf : "(nothing)\n");
         if (len && buf[len - 1] != '\n')
             printf("\n");
     }

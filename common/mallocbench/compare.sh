@@ -11,10 +11,8 @@
 #   burst_malloc    256 MB allocated and freed but for one block in 1000:
 #                   resident memory at the peak, after the free, and 5 s later
 #
-# NAME=LIB pairs are the stages' libraries (stage.mk passes the stage's own
-# and those named in BENCH_STAGES); NAME=LIB:A replays the traces with
-# --align A for that library (default 16: a stage that aligns requests
-# under 16 bytes less, as C allows, says so). Tables on screen; the rows in
+# NAME=LIB[@ALIGN] pairs are the stages' libraries (stage.mk passes the
+# stage's own and those named in BENCH_STAGES). Tables on screen; the rows in
 # BUILD/mallocbench.csv (one header per section). Ratios are against the
 # system malloc in the same run: above 1 is better (faster, or for
 # utilization, more of the footprint used). The programs are built here with
@@ -50,8 +48,10 @@ done
 # The allocators: the system malloc, the stages, then the others installed.
 names=(system) libs=("") aligns=(16)
 for pair in "$@"; do
+  # NAME=LIB[@ALIGN]: ALIGN is what the stage promises its smallest blocks
+  # (stage.mk's SHLIB_MIN_ALIGN; 16, glibc's, when not given).
   name=${pair%%=*} lib=${pair#*=} align=16
-  case $lib in *:[0-9]*) align=${lib##*:} lib=${lib%:*} ;; esac
+  if [ "${lib%@*}" != "$lib" ]; then align=${lib##*@} lib=${lib%@*}; fi
   if [ -f "$lib" ]; then names+=("$name"); libs+=("$lib"); aligns+=("$align")
   else echo "mallocbench: $name: $lib is not built: left out"; fi
 done

@@ -16,13 +16,18 @@
  *     keep their promises (live set bound, sizes, op mix), and the
  *     pathologies produce the heap states they claim;
  *   - resident memory is read, and grows when 8 MB of fresh pages are
- *     touched.
+ *     touched;
+ *   - a replay in a child of its own (replay.h) brings back the same result
+ *     as one in this process, and a child that dies is reported, not taken
+ *     for a result.
  */
 #include "annotate.h" /* TRACK_ENABLED: is a tool replacing malloc? */
+#include "replay.h"
 #include "test.h"
 #include "trace.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -551,6 +556,42 @@ static void test_replay_calls_check_after_every_op(void)
     checks_seen = 1;
     CHECK_INT_EQ(trace_replay(&t, &a, &off, &r), 0);
     CHECK_EQ(checks_seen, 0);
+    trace_free(&t);
+}
+
+/* replay_isolated: the child's result is the one this process would get
+ * (the counting allocator is deterministic), and a child killed mid-replay
+ * is a failure with a reason. */
+static void *dying_alloc(void *ctx, size_t n)
+{
+    (void)ctx;
+    (void)n;
+    raise(SIGKILL);
+    return NULL;
+}
+
+static void test_replay_isolated_matches_and_reports_a_death(void)
+{
+    trace_gen spec =
+        spec_for(TRACE_MIX_CHURN, TRACE_SIZE_UNIFORM, test_scale(2000));
+    trace_t t;
+    REQUIRE(trace_generate(&spec, &t) == 0);
+    trace_options opt = {.check_each_op = true};
+    trace_result here, there;
+    CHECK_INT_EQ(trace_replay(&t, &counted_alloc_ops, &opt, &here), 0);
+    CHECK_INT_EQ(replay_isolated(&t, &counted_alloc_ops, &opt, &there), 0);
+    CHECK(there.ok);
+    CHECK_EQ(there.peak_live, here.peak_live);
+    CHECK_EQ(there.peak_footprint, here.peak_footprint);
+    CHECK(strcmp(there.footprint_source, "allocator") == 0);
+
+    trace_alloc dying = counted_alloc_ops;
+    dying.alloc = dying_alloc;
+    trace_result r;
+    CHECK_INT_EQ(replay_isolated(&t, &dying, &opt, &r), -1);
+    CHECK(!r.ok);
+    if (!CHECK(strstr(r.error, "replay child died") != NULL))
+        printf("    error: \"%s\"\n", r.error);
     trace_free(&t);
 }
 
@@ -1090,6 +1131,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_replay_without_timing_reports_no_time);
     RUN_TEST(test_replay_peak_live_matches_hand_count);
     RUN_TEST(test_replay_calls_check_after_every_op);
+    RUN_TEST(test_replay_isolated_matches_and_reports_a_death);
     RUN_TEST(test_replay_catches_broken_allocators);
     RUN_TEST(test_replay_refuses_an_invalid_trace);
     RUN_TEST(test_generate_is_deterministic_and_valid);

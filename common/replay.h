@@ -1,0 +1,28 @@
+/*
+ * common/replay.h: a trace replay in a process of its own, for the benches
+ * of the real-malloc stages that compare their own counts with glibc's.
+ *
+ * trace_replay (trace.h) measures an allocator in the process that calls
+ * it, and the system malloc cannot be measured fairly there: glibc keeps
+ * freed memory in its heap, so a replay's figure depends on what ran before
+ * it in the same process (04's replay_fl saw a trace at 26% in one run and
+ * 72% in another). replay_isolated runs trace_replay in a forked child,
+ * whose heap nothing else has used since the fork, and brings the result
+ * back through a pipe (trace_result is plain data; its footprint_source
+ * points into the same program image on both sides).
+ *
+ * To compare with other mallocs as the program's malloc (LD_PRELOAD), by
+ * resident memory, use common/mallocbench/ instead.
+ */
+#ifndef COMMON_REPLAY_H
+#define COMMON_REPLAY_H
+
+#include "trace.h"
+
+/* trace_replay(t, a, opt, r) in a forked child. Returns what trace_replay
+ * returned, or -1 with r->error set if the child died; if no child can be
+ * made (no pipe, no fork), replays in this process. */
+int replay_isolated(const trace_t *t, const trace_alloc *a,
+                    const trace_options *opt, trace_result *r);
+
+#endif /* COMMON_REPLAY_H */
