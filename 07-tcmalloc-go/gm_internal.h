@@ -21,11 +21,18 @@
 
 /* A checked build (-DALLOC_DEBUG: build/debug, valgrind, asan, tsan)
  * records every request, checks every free, keeps a quarantine and fills
- * blocks; an annotated build (a memory tool watching) is always checked. */
-#if defined(ALLOC_DEBUG) || TRACK_ENABLED
+ * blocks. An annotated build (Valgrind client requests or ASan poisoning,
+ * TRACK_ENABLED) tells a memory tool about the objects too; without
+ * ALLOC_DEBUG the tool would lack the live bits, so it is refused, as in
+ * stages 01 to 04. */
+#if defined(ALLOC_DEBUG)
 #define GM_CHECKED 1
 #else
 #define GM_CHECKED 0
+#endif
+#if TRACK_ENABLED && !GM_CHECKED
+#error                                                                         \
+    "07-tcmalloc-go: an annotated build must be a checked build: add -DALLOC_DEBUG"
 #endif
 
 #if defined(__GNUC__)

@@ -863,6 +863,38 @@ static void test_check_catches_an_object_held_twice(void)
     broken("held twice", held_twice, held_twice_repair);
 }
 
+#if GM_CHECKED
+/* A quarantined object that is also on its thread's list, the object the
+ * quarantine held before in neither place: every count still adds up, so
+ * only the held-objects array can tell. */
+static void quarantined_and_listed(void)
+{
+    was.c = 0; /* a class above the tiny allocator's sizes */
+    for (unsigned c = gm_size_class(16); c < GM_NCLASSES && !was.c; c++)
+        if (gm_mcache.head[c] != NULL && link_get(gm_mcache.head[c]) != NULL)
+            was.c = c;
+    REQUIRE(was.c != 0);
+    void *p = gm_malloc(gm_class_size(was.c));
+    gm_free(p); /* into the quarantine: the newest entry */
+    uint32_t k = (gm_mcache.q_first + gm_mcache.q_count - 1) % GM_QUARANTINE;
+    was.slot = k;
+    was.p = gm_mcache.quarantine[k];
+    gm_mcache.quarantine[k] = gm_mcache.head[was.c];
+}
+static void quarantined_and_listed_repair(void)
+{
+    gm_mcache.quarantine[was.slot] = was.p;
+}
+#endif
+static void test_check_catches_a_quarantined_object_on_a_list(void)
+{
+#if GM_CHECKED
+    broken("held twice", quarantined_and_listed, quarantined_and_listed_repair);
+#else
+    test_skip("checked builds only (the quarantine)");
+#endif
+}
+
 static void room_off(void)
 {
     was.c = a_class_with_a_list();
@@ -1377,6 +1409,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_misuse_is_reported);
     RUN_TEST(test_quarantine_delays_reuse);
     RUN_TEST(test_check_catches_an_object_held_twice);
+    RUN_TEST(test_check_catches_a_quarantined_object_on_a_list);
     RUN_TEST(test_check_catches_a_list_longer_than_its_room_says);
     RUN_TEST(test_check_catches_a_bound_above_its_cap);
     RUN_TEST(test_check_catches_a_wrong_alloc_count);
