@@ -310,6 +310,10 @@ soak: $(if $(FUZZ),build/soak/$(FUZZ))
 
 # The earlier stages' libraries, as name=path for bench.sh (built first).
 BENCH_PRELOAD = $(foreach s,$(BENCH_STAGES),$(s)=$(abspath ../$(s)/build/libmalloc.so))
+# The same for common/mallocbench, with each stage's SHLIB_MIN_ALIGN (read
+# from its Makefile) as @ALIGN: the alignment its trace replays check.
+bench_align_of = $(shell sed -n 's/^SHLIB_MIN_ALIGN *:= *\([0-9]*\).*/\1/p' ../$(1)/Makefile 2>/dev/null)
+BENCH_PRELOAD_ALIGNED = $(foreach s,$(BENCH_STAGES),$(s)=$(abspath ../$(s)/build/libmalloc.so)$(if $(call bench_align_of,$(s)),@$(call bench_align_of,$(s))))
 # With BENCH_MALLOC, bench.sh runs the system side on the stage's own
 # libmalloc.so too: its instructions per request through malloc and free,
 # with whatever the library wraps around the allocator (its lock).
@@ -324,7 +328,7 @@ bench: build/release/$(BENCH) $(addprefix build/release/,$(BENCH_EXTRA)) \
 	@BENCH_CC='$(CC_ID)' BENCH_ENTRY='$(BENCH_ENTRY)' BENCH_PRELOAD='$(BENCH_PRELOAD_SELF) $(BENCH_PRELOAD)' $(COMMON)/bench.sh $(STAGE) build/release/$(BENCH) build
 	@for b in $(BENCH_EXTRA); do build/release/$$b $(BENCH_EXTRA_ARGS) || exit 1; done
 	$(if $(BENCH_MALLOC),@CC='$(CC)' $(COMMON)/mallocbench/compare.sh build \
-	  $(STAGE)=$(abspath build/$(SHLIB))$(if $(SHLIB_MIN_ALIGN),@$(SHLIB_MIN_ALIGN)) $(BENCH_PRELOAD))
+	  $(STAGE)=$(abspath build/$(SHLIB))$(if $(SHLIB_MIN_ALIGN),@$(SHLIB_MIN_ALIGN)) $(BENCH_PRELOAD_ALIGNED))
 
 demo: build/debug/$(DEMO)
 	@build/debug/$(DEMO)

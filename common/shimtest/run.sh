@@ -14,9 +14,13 @@
 #
 # The checks:
 #   sort, ls -lR, python3   real programs, output identical to the system
-#                           malloc's (python3 with PYTHONMALLOC=malloc, so
+#   sqlite3, perl, cc, git  malloc's (python3 with PYTHONMALLOC=malloc, so
 #                           every object goes through malloc); under each
-#                           variant as well
+#                           variant as well. sqlite3, perl and git run where
+#                           installed (git only in a git checkout)
+#   producer/consumer       4 threads in a ring, each freeing the blocks the
+#                           previous one allocated (common/mallocbench's
+#                           threads_malloc, cross): every block's bytes intact
 #   threads_fork            4 threads, cross-thread frees, a fork from a busy
 #                           thread whose child must allocate
 #   api_edges               the documented edge cases of every function of
@@ -59,6 +63,10 @@ for p in threads_fork api_edges fork_stdio fork_signal free_errno; do
       fail "$p" "did not build"; continue; }
   fi
 done
+if [ ! -x "$bin/threads_malloc" ] || [ "$here/../mallocbench/threads_malloc.c" -nt "$bin/threads_malloc" ]; then
+  "$cc" -std=gnu17 -O1 -g -Wall -Wextra -Werror "$here/../mallocbench/threads_malloc.c" \
+    -o "$bin/threads_malloc" -lpthread || fail threads_malloc "did not build"
+fi
 
 # ran_on_lib: the library's line is in the stats file.
 ran_on_lib() { grep -q "^libmalloc ($stage" "$tmp/stats" 2>/dev/null; }
@@ -116,6 +124,23 @@ print(len(d), len(text), sum(len(b) for b in grow),
       hashlib.sha256(text.encode()).hexdigest()[:16])
 PY
 
+# sqlite3: a table of 20,000 rows built by a recursive query, an index, a
+# grouping and a sort; perl: a hash of 100,000 keys, deleted by half, sorted.
+sql="CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT, g INTEGER);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+INSERT INTO t SELECT i, printf('%0*d', i % 97, i), i % 37 FROM n;
+CREATE INDEX tv ON t(v);
+SELECT g, count(*), sum(length(v)), max(v) FROM t GROUP BY g ORDER BY g;
+SELECT v FROM t ORDER BY v DESC LIMIT 5;"
+perl_prog='my %h; $h{"k$_"} = "v" x ($_ % 50) for 1 .. 100000;
+delete $h{"k$_"} for grep { $_ % 2 } 1 .. 100000;
+my @k = sort { length($h{$b}) <=> length($h{$a}) || $a cmp $b } keys %h;
+print scalar(@k), " @k[0 .. 4]\n";'
+git_dir=""
+if command -v git >/dev/null && git -C "$here" rev-parse --git-dir >/dev/null 2>&1; then
+  git_dir=$here
+fi
+
 # The real programs: once with the library's defaults, then under each variant.
 for v in "" "${variants[@]}"; do
   IFS=, read -r -a envs <<<"$v"
@@ -128,9 +153,35 @@ for v in "" "${variants[@]}"; do
   else
     echo "skip  python3: not installed"
   fi
+  if command -v sqlite3 >/dev/null; then
+    check "sqlite3 (20000 rows, index, group by)$tag" "${envs[@]}" -- sqlite3 :memory: "$sql"
+  else
+    echo "skip  sqlite3: not installed"
+  fi
+  if command -v perl >/dev/null; then
+    check "perl (hash of 100000 keys, sort)$tag" "${envs[@]}" -- perl -e "$perl_prog"
+  else
+    echo "skip  perl: not installed"
+  fi
+  check "$cc -O2 -S (compiles api_edges.c)$tag" "${envs[@]}" -- "$cc" -O2 -S -o - "$here/api_edges.c"
+  if [ -n "$git_dir" ]; then
+    check "git log --stat (this repository)$tag" "${envs[@]}" -- git -C "$git_dir" --no-pager log -n 200 --stat
+  else
+    echo "skip  git: not installed, or not a git checkout"
+  fi
 done
 
 check "threads_fork (4 threads + fork)" -- "$bin/threads_fork"
+
+# producer/consumer: the output holds a rate, so only the exit status (1 if
+# a block was damaged or a malloc failed) and the stats line are compared.
+rm -f "$tmp/stats"
+if LIBMALLOC_STATS="$tmp/stats" LD_PRELOAD="$lib" timeout 120 "$bin/threads_malloc" \
+     --threads 4 --mode cross --ops 400000 --reps 1 >"$tmp/pc.out" 2>&1 && ran_on_lib; then
+  pass "producer/consumer (4 threads, cross frees)" "400000 blocks, each freed by the next thread, intact"
+else
+  fail "producer/consumer (4 threads, cross frees)" "$(head -n 3 "$tmp/pc.out")"
+fi
 check "fork_stdio (getline, fflush, fork)" -- "$bin/fork_stdio"
 check "fork_signal (_Fork in a handler)" -- "$bin/fork_signal"
 
