@@ -3,7 +3,7 @@
  * that Valgrind and ASan report misuse of its blocks (each block is told
  * to the tools one by one: per-object client requests, see README), and
  * that the allocator reports what it sees itself. Without the annotations
- * a span is plain mapped memory to the tools and the first seven bugs go
+ * a span is plain mapped memory to the tools and the first eight bugs go
  * unreported (`make clean misuse EXTRA_CPPFLAGS=-DALLOC_TRACK_OFF` shows
  * it); the last three are the allocator's own checks (in checked builds,
  * which every annotated build is) and are reported either way.

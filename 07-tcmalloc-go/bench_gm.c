@@ -13,7 +13,7 @@
  * keeps its heap.
  *
  *   small-16-64     16-64 B, uniform, 1000 live: the fast paths alone
- *   mixed-16-4096   16 B-4 KiB, log-uniform, 4000 live: 44 classes, lists
+ *   mixed-16-4096   16 B-4 KiB, log-uniform, 4000 live: 42 classes, lists
  *                   that run dry and overflow, the transfer cache
  *   churn-1-1024    1-1024 B, uniform, 1000 live (bench.h's churn rule):
  *                   the tiny requests among them

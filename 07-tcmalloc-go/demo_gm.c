@@ -68,7 +68,8 @@ static void *other_thread(void *arg)
     for (int i = 0; i < 32; i++)
         taken[i] = gm_malloc(48);
     printf("   the other thread took 32 blocks of 48 B: its first refill "
-           "took a whole batch\n");
+           "took one object from a span, its second a whole batch from the "
+           "transfer cache\n");
     show_class("class 5 (48 B");
     for (int i = 0; i < 32; i++)
         gm_free(taken[i]);
@@ -82,20 +83,21 @@ int main(void)
            "central list per class (mcentral), one page heap (mheap).\n");
 
     say("the first malloc of 40 B (class 5, 48 B slots) finds this thread's "
-        "list empty: one batch of 32 slots comes from a new span, 1 is "
-        "returned, 31 wait on the list");
+        "list empty: the first refill of a class takes one object (slow "
+        "start), cut from a new span");
     blocks[0] = gm_malloc(40);
     show(mcache_dump, "class  5", 2);
     show_class("class 5 (48 B");
 
-    say("31 more mallocs of that class pop the list: no lock, no span "
-        "touched");
+    say("31 more mallocs of that class: each time the list runs dry, the "
+        "refill takes one object more than the last (1, 2, 3, ... up to a "
+        "batch of 32), one lock each; in between, pops with no lock. Eight "
+        "refills bring 36 objects: 4 wait on the list");
     for (int i = 1; i < 32; i++)
         blocks[i] = gm_malloc(40);
-    show(mcache_dump, "mcache", 1);
-    printf("   the list of class 5 is empty again; the blocks are 48 bytes "
-           "apart: %p, %p, %p\n",
-           blocks[0], blocks[1], blocks[2]);
+    show(mcache_dump, "class  5", 1);
+    printf("   the blocks are 48 bytes apart: %p, %p, %p\n", blocks[0],
+           blocks[1], blocks[2]);
 
     say("free 3 of them: each is pushed on this thread's list (the last "
         "freed is the next handed out)");
@@ -122,8 +124,9 @@ int main(void)
     show(mcache_dump, "class  5", 1);
     show_class("class 5 (48 B");
 
-    say("a second thread allocates 32 blocks of the class: its empty list "
-        "takes a batch from the transfer cache in O(1)");
+    say("a second thread allocates 32 blocks of the class: its first refill "
+        "asks for one object and gets it from a span; its second asks for "
+        "more, and takes a whole batch from the transfer cache in O(1)");
     pthread_t t;
     pthread_create(&t, NULL, other_thread, NULL);
     pthread_join(t, NULL);

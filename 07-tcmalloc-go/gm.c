@@ -94,8 +94,8 @@
  *                                      |
  *          +---------------------------+
  *          v
- * the arena: [ span, class 5 ][ span, class 36, 2 pages ][ free run ] ...
- *              170 x 48 B        5 x 1536 B + tail
+ * the arena: [ span, class 5 ][ span, class 36 ][ free run ] ...
+ *              170 x 48 B        5 x 1536 B + 512 B tail
  *
  * thread A's mcache            mcentral[5] (lock)          mheap (lock)
  *   head[5] -> o -> o -> NULL    transfer cache: batches     free runs by

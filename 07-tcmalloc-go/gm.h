@@ -164,7 +164,8 @@ typedef struct gm_stats {
 gm_stats_t gm_stats(void);
 
 /*
- * The report of MALLOC_STATS (GM_STATS=1 in libmalloc.so): per class, the
+ * The statistics, which libmalloc.so prints at exit when GM_STATS=1 is set
+ * (and its malloc_stats() prints on demand): per class, the
  * objects in use, spans, bytes wasted inside objects (checked builds, which
  * record requests) and at span ends; the pages in use, free and scavenged;
  * what each thread's cache holds. Written with write(2) to fd.

@@ -41,7 +41,7 @@
  * Costs: taking or giving back a run of under 128 pages is O(1), plus
  * O(pages) page map entries to write; a bigger one adds a walk of the big
  * runs. An arena costs one mmap of 128 MiB of address space, trimmed to
- * its alignment (one or two munmaps), and one of its maps (72 KiB).
+ * its alignment (one or two munmaps), and one of its maps (76 KiB).
  * Address space is never unmapped before gm_destroy, as in Go.
  *
  * Locking: everything here is under the mheap's lock (the functions with

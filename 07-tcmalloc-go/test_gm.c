@@ -7,7 +7,7 @@
  * tiny allocator's packing, alignment, counts and extents; calloc, the
  * aligned family, the edge sizes, mmap refused, errno kept when madvise
  * fails, the sync scavenger oldest first, trim; each misuse report and the
- * quarantine; gm_check() proven to catch a broken heap (twelve ways) and
+ * quarantine; gm_check() proven to catch a broken heap (thirteen ways) and
  * called after every operation of random runs and trace replays; the
  * dumps and the statistics; the conformance suite, with the tiny allocator
  * on and off.
