@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# edges.sh: the edges where other fast allocators have failed their users,
+# as real programs on build/libmalloc.so (make test runs it after
+# common/shimtest/run.sh). Each program is in edges/; those marked "same"
+# must print what they print on the system malloc:
+#   early        (same) the first calls from a thread a constructor starts
+#                before main, and the dynamic linker's (dlopen)
+#   tsd_atexit   (same) malloc and free from destructors after the
+#                allocator's own, and from an atexit handler after main's
+#                teardown (main calls pthread_exit)
+#   threads_rss  (same) resident memory steady while 1000 threads come and go
+#   burst_idle   a burst of 128 MiB freed, then no call: resident memory back
+#                within 8 MiB of the start by itself (smaps_rollup), where
+#                glibc keeps most of it
+# Prints "edges: N passed, N failed" last.
+set -u
+cd "$(dirname "$0")"
+lib=$PWD/build/libmalloc.so
+bin=build/edges
+mkdir -p "$bin"
+cc=${CC:-cc}
+passed=0 failed=0
+pass() { passed=$((passed + 1)); printf 'ok    %-14s %s\n' "$1" "$2"; }
+fail() { failed=$((failed + 1)); printf 'FAIL  %-14s %s\n' "$1" "$2"; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+for p in early tsd_atexit threads_rss burst_idle; do
+  "$cc" -std=gnu17 -O1 -g -Wall -Wextra -Werror "edges/$p.c" -o "$bin/$p" -lpthread -ldl ||
+    fail "$p" "did not build"
+done
+
+for p in early tsd_atexit threads_rss; do
+  [ -x "$bin/$p" ] || continue
+  timeout 120 "$bin/$p" >"$tmp/sys.out" 2>&1
+  sys=$?
+  LIBMALLOC_STATS="$tmp/stats" LD_PRELOAD="$lib" timeout 120 "$bin/$p" >"$tmp/lib.out" 2>&1
+  st=$?
+  if [ $st -ne $sys ]; then
+    fail "$p" "exit status $st on libmalloc.so, $sys on the system malloc"
+  elif ! grep -q '^libmalloc (07-tcmalloc-go' "$tmp/stats" 2>/dev/null; then
+    fail "$p" "did not run on libmalloc.so"
+  elif ! cmp -s "$tmp/sys.out" "$tmp/lib.out"; then
+    fail "$p" "output differs from the system malloc's"
+    diff "$tmp/sys.out" "$tmp/lib.out" | sed 's/^/      | /'
+  else
+    pass "$p" "$(head -n 1 "$tmp/lib.out")"
+  fi
+  rm -f "$tmp/stats"
+done
+
+if [ -x "$bin/burst_idle" ]; then
+  if LIBMALLOC_STATS="$tmp/stats" LD_PRELOAD="$lib" timeout 60 "$bin/burst_idle" >"$tmp/lib.out" 2>&1 &&
+     grep -q '^libmalloc (07-tcmalloc-go' "$tmp/stats"; then
+    pass burst_idle "$(cat "$tmp/lib.out")"
+  else
+    fail burst_idle "$(cat "$tmp/lib.out")"
+  fi
+fi
+echo "edges: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
