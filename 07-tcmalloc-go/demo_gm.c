@@ -135,8 +135,10 @@ int main(void)
         "destructor): one thread with a cache again");
     show(mcache_dump, "mcache:", 1);
 
-    say("the tiny allocator: strings of 3, 2, 5 and 1 bytes share one "
-        "16-byte block, each at the alignment C asks for its size");
+    say("the tiny allocator (off by default; GM_TINY=1 or gm_set_tiny "
+        "turns it on): strings of 3, 2, 5 and 1 bytes share one 16-byte "
+        "block, each at the alignment C asks for its size");
+    gm_set_tiny(true);
     char *s1 = gm_malloc(3), *s2 = gm_malloc(2), *s3 = gm_malloc(5);
     char *s4 = gm_malloc(1);
     printf("   offsets in the block: %d, %d, %d, %d\n", 0, (int)(s2 - s1),

@@ -38,10 +38,13 @@
 // clang-format on
 
 /* Blocks of 16 bytes or more are 16-byte aligned (glibc's promise, which
- * programs rely on). A request of n < 16 bytes gets the largest power of
- * two that is at most n (8 for 8 to 15 bytes, 4 for 4 to 7, 2 for 2 and 3,
- * 1 for 1): the alignment of every object that fits in n bytes, which is
- * what C asks of malloc (gm.c, "The tiny allocator"). */
+ * programs rely on). A request of n < 16 bytes gets its class, 8 or 16
+ * bytes, so 8-byte alignment at least (as jemalloc and TCMalloc give).
+ * With the tiny allocator on (GM_TINY=1), it gets the largest power of two
+ * that is at most n (8 for 8 to 15 bytes, 4 for 4 to 7, 2 for 2 and 3, 1
+ * for 1): the alignment of every object that fits in n bytes, which is
+ * what C asks of malloc, and less than some programs assume (gm.c, "The
+ * tiny allocator"). */
 #define GM_ALIGN 16
 
 /* A block of at least `size` bytes, aligned as above; NULL with errno =
@@ -103,8 +106,10 @@ size_t gm_destroy(void);
  * change them later) ---------------------------------------------------- */
 
 /* The tiny allocator on or off for the calling thread's requests that
- * follow, and for other threads' from their next tiny block on (GM_TINY=0
- * turns it off from the start). Blocks handed out are unaffected. */
+ * follow, and for other threads' from their next tiny block on. It is
+ * off unless GM_TINY=1 turns it on from the start (gm.c, "The tiny
+ * allocator": it aligns a request under 8 bytes to less than 8). Blocks
+ * handed out are unaffected. */
 void gm_set_tiny(bool on);
 bool gm_tiny_enabled(void);
 

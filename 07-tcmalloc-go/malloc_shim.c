@@ -34,7 +34,7 @@
  * pthread key's destructor, with later calls of that thread served
  * uncached.
  *
- * Environment: GM_TINY=0 (the tiny allocator off), GM_SCAVENGE=
+ * Environment: GM_TINY=1 (the tiny allocator on; off by default), GM_SCAVENGE=
  * background|sync|off, GM_RETAIN=BYTES, GM_SCAVENGE_DELAY_MS=MS (gm.h);
  * GM_STATS=1 prints the statistics report to stderr at exit;
  * LIBMALLOC_STATS=FILE appends a line "libmalloc (07-tcmalloc-go ...)"

@@ -559,6 +559,34 @@ static void test_sync_scavenger_oldest_first(void)
 
 /* Requests under 16 bytes share a block, each at the alignment C asks for
  * (the largest power of two at most its size; 8 under a memory tool). */
+/* The heap as libmalloc.so starts it, with the environment unset: the tiny
+ * allocator off, so a request under 16 bytes gets its class, 8-aligned at
+ * least (16 from 9 bytes on), what programs written for glibc, jemalloc or
+ * TCMalloc assume (a word for malloc(1), in GCC's own test suite). */
+static void test_small_requests_word_aligned_by_default(void)
+{
+    const char *env = getenv("GM_TINY");
+    if (env != NULL && strcmp(env, "0") != 0) {
+        test_skip("GM_TINY is set: the default is not what this run has");
+        return;
+    }
+    gm_destroy(); /* the next call starts the heap from the environment */
+    void *held[16][8];
+    for (size_t n = 0; n < 16; n++)
+        for (int k = 0; k < 8; k++) {
+            held[n][k] = gm_malloc(n);
+            REQUIRE(held[n][k] != NULL);
+            CHECK(is_aligned(held[n][k], n > 8 ? 16 : 8));
+            CHECK(span_of(held[n][k])->cls != GM_TINY_CLASS);
+        }
+    CHECK(!gm_tiny_enabled());
+    CHECK(gm_check());
+    for (size_t n = 0; n < 16; n++)
+        for (int k = 0; k < 8; k++)
+            gm_free(held[n][k]);
+    CHECK(gm_check());
+}
+
 static void test_tiny_packs_and_aligns(void)
 {
     fresh();
@@ -1402,6 +1430,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_mmap_refused_gives_enomem);
     RUN_TEST(test_free_keeps_errno_when_madvise_fails);
     RUN_TEST(test_sync_scavenger_oldest_first);
+    RUN_TEST(test_small_requests_word_aligned_by_default);
     RUN_TEST(test_tiny_packs_and_aligns);
     RUN_TEST(test_tiny_block_freed_when_all_dead);
     RUN_TEST(test_tiny_realloc_and_usable);
