@@ -29,10 +29,12 @@
  *
  *   1. Round the size up to its class with one table lookup, and pop the
  *      head of that class's list in the thread's mcache. No lock, no
- *      atomic instruction, no call: about fifteen instructions.
- *   2. If the list is empty, take a batch of objects (64 KiB worth, 2 to
- *      32) from the class's mcentral (mcache_alloc). Taking a batch
- *      amortises the cost of locking the mcentral over the batch.
+ *      atomic instruction, no call: 16 instructions on x86-64.
+ *   2. If the list is empty, take objects from the class's mcentral
+ *      (mcache_alloc): as many as the list's bound, which starts at one
+ *      and grows to a batch (64 KiB worth, 2 to 32 objects) and beyond
+ *      (slow start, mcache.c). Taking many amortises the cost of locking
+ *      the mcentral over them.
  *   3. The mcentral hands over a batch from its transfer cache in O(1), or
  *      cuts one from its spans' bitmaps: the slots with a clear bit,
  *      found with count-trailing-zeros a 64-slot word at a time, linked
@@ -51,7 +53,7 @@
  * no free: its sweeper finds dead objects. C frees objects one at a time,
  * from any thread, and this is TCMalloc's answer:
  *
- *   1. The page map gives the class of the object's page (two loads: the
+ *   1. The class map gives the class of the object's page (two loads: the
  *      arena index, then the arena's class map), and the object is pushed
  *      on that class's list in the freeing thread's mcache, whichever
  *      thread allocated it. No lock, no atomic instruction, no call.

@@ -164,8 +164,8 @@ typedef struct gm_stats {
     size_t sync_releases;          /* frees that gave pages back themselves */
 } gm_stats_t;
 
-/* The figures, walking the heap (other threads' caches read as they were
- * at their last slow path). */
+/* The figures, walking the heap (other threads' caches read as they last
+ * published them: every 64th refill or flush, and when they go back). */
 gm_stats_t gm_stats(void);
 
 /*

@@ -300,7 +300,8 @@ typedef struct mcache {
 
 /* The calling thread's cache. In libmalloc.so, initial-exec TLS: the
  * thread pointer plus a constant the dynamic linker fills in at load, so
- * the fast path reaches it in one instruction, with no call. */
+ * the fast path reaches it in two instructions (the constant's load and a
+ * %fs-relative access), with no call. */
 #if defined(__PIC__) && !defined(__PIE__)
 #define GM_TLS_MODEL __attribute__((tls_model("initial-exec")))
 #else /* a program's own: the offset is known when it is linked */
@@ -408,7 +409,7 @@ typedef struct mcentral {
     void *batch[GM_MAX_BATCHES];      /* the transfer cache: each entry the
                                          head of exactly batch objects, linked */
     uint32_t nbatch;                  /* entries in use */
-    uint32_t max_batch;               /* its room: 256 KiB worth, 2 to 64 */
+    uint32_t max_batch;               /* its room: 256 KiB worth, 4 to 64 */
     size_t nspans;                    /* spans of this class */
     uint64_t batches_in, batches_out; /* through the transfer cache */
     uint64_t to_spans, from_spans;    /* objects to and from the bitmaps */

@@ -5,7 +5,7 @@
  * it goes back when the thread exits.
  *
  * A cache is one struct in the thread's static TLS block (gm_internal.h,
- * struct mcache), reached from the fast paths with one instruction. Its
+ * struct mcache), reached from the fast paths with two instructions. Its
  * lists are touched only by its thread, so nothing here takes a lock but
  * the mcentral's (once a batch) and the list of caches' (once a thread).
  *

@@ -25,7 +25,7 @@
  * The transfer cache is what makes producer and consumer threads cheap: a
  * consumer's overflowing list hands whole batches in, the producer's empty
  * list takes them out, and neither walks a bitmap. Its room is 256 KiB
- * worth of batches (2 to 64), so that it cannot hold much memory away from
+ * worth of batches (4 to 64), so that it cannot hold much memory away from
  * the spans that the scavenger could give back.
  */
 #include "gm_internal.h"

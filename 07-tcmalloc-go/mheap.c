@@ -290,17 +290,39 @@ static uintptr_t index_entry(const gm_arena *a)
     return (uintptr_t)a->class_of_page - a->page;
 }
 
+/* Would the OS commit `bytes` to one mapping? Arenas are reserved with
+ * MAP_NORESERVE, which the kernel's overcommit check lets through at any
+ * size, so without this a request for more memory than the machine has
+ * (malloc(1 << 40)) would succeed, and write an arena map per 64 MiB of
+ * it, where glibc's own mmap of the block fails with ENOMEM. A mapping
+ * without MAP_NORESERVE, unmapped at once, asks the kernel's check (its
+ * heuristic by default, the commit limit in strict mode): two system calls
+ * per arena growth of more than one arena, which only a request of over
+ * 64 MiB causes. Keeps errno. */
+static bool os_would_commit(size_t bytes)
+{
+    int saved = errno;
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED)
+        munmap(p, bytes);
+    errno = saved;
+    return p != MAP_FAILED;
+}
+
 /*
  * Step 2: maps enough arenas for a run of npages in one reservation
  * aligned to 64 MiB (mapped 64 MiB too big, then trimmed), a map for each,
  * and puts them on the page heap as one scavenged run. False when the OS
- * refuses; nothing is left behind. Keeps errno (its caller reports
- * ENOMEM).
+ * refuses, or would not commit a run that needs more than one arena;
+ * nothing is left behind. Keeps errno (its caller reports ENOMEM).
  */
 static bool arena_grow(mheap *h, size_t npages)
 {
     size_t narenas = (npages + GM_ARENA_PAGES - 1) / GM_ARENA_PAGES;
     if (narenas > ((size_t)1 << GM_INDEX_BITS) / 2)
+        return false;
+    if (narenas > 1 && !os_would_commit(npages * GM_PAGE))
         return false;
     mspan *run = fixalloc_get(h, &h->span_meta);
     if (run == NULL)

@@ -98,9 +98,11 @@ static bool scav_pass(uint64_t *seen, bool *drained)
     return more || !*drained;
 }
 
-/* Waits up to ms milliseconds, or until stopped; true when stopped.
- * Caller holds scav_lock. */
-static bool scav_sleep(unsigned ms)
+/* Waits up to ms milliseconds, or until stopped, or (for_work) until a
+ * kick has set scav_work; true when stopped. The wait between passes does
+ * not end for work: its length is what ages the free runs. Caller holds
+ * scav_lock. */
+static bool scav_sleep(unsigned ms, bool for_work)
 {
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
@@ -110,7 +112,7 @@ static bool scav_sleep(unsigned ms)
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
     }
-    while (!gm_heap.scav_stopping &&
+    while (!gm_heap.scav_stopping && !(for_work && gm_heap.scav_work) &&
            pthread_cond_timedwait(&gm_heap.scav_cond, &gm_heap.scav_lock,
                                   &until) == 0) {
     }
@@ -134,7 +136,7 @@ static void *scav_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&gm_heap.scav_lock);
         while (!gm_heap.scav_work && !gm_heap.scav_stopping) {
-            if (!scav_sleep(SCAV_LINGER_MS) && !gm_heap.scav_work) {
+            if (!scav_sleep(SCAV_LINGER_MS, true) && !gm_heap.scav_work) {
                 /* idle for the whole linger: end; the next kick (under
                  * this lock) sees the state and starts a new thread */
                 __atomic_store_n(&gm_heap.scav_state, 4, __ATOMIC_RELEASE);
@@ -165,7 +167,7 @@ static void *scav_main(void *arg)
             unsigned delay =
                 __atomic_load_n(&gm_heap.scav_delay_ms, __ATOMIC_RELAXED);
             pthread_mutex_lock(&gm_heap.scav_lock);
-            stopped = scav_sleep(delay == 0 ? 1 : delay);
+            stopped = scav_sleep(delay == 0 ? 1 : delay, false);
             pthread_mutex_unlock(&gm_heap.scav_lock);
             if (stopped) {
                 __atomic_store_n(&gm_heap.scav_awake, false, __ATOMIC_RELAXED);

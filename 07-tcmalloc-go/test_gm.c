@@ -571,6 +571,7 @@ static void test_small_requests_word_aligned_by_default(void)
         return;
     }
     gm_destroy(); /* the next call starts the heap from the environment */
+    CHECK(!gm_tiny_enabled()); /* (that call) */
     void *held[16][8];
     for (size_t n = 0; n < 16; n++)
         for (int k = 0; k < 8; k++) {
@@ -579,11 +580,42 @@ static void test_small_requests_word_aligned_by_default(void)
             CHECK(is_aligned(held[n][k], n > 8 ? 16 : 8));
             CHECK(span_of(held[n][k])->cls != GM_TINY_CLASS);
         }
-    CHECK(!gm_tiny_enabled());
     CHECK(gm_check());
     for (size_t n = 0; n < 16; n++)
         for (int k = 0; k < 8; k++)
             gm_free(held[n][k]);
+    CHECK(gm_check());
+}
+
+/* A request for more than the OS would commit to one mapping fails with
+ * ENOMEM, as glibc's does (its mmap of the block is refused), although the
+ * arenas are reserved with MAP_NORESERVE: 1 TiB, when a plain mapping of
+ * 1 TiB is refused here too (the kernel's overcommit check; a machine that
+ * overcommits always, or has a terabyte, skips). */
+static void test_more_than_the_os_commits_is_enomem(void)
+{
+    fresh();
+    size_t tib = (size_t)1 << 40;
+    void *probe = mmap(NULL, tib, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (probe != MAP_FAILED) {
+        munmap(probe, tib);
+        test_skip("this machine commits 1 TiB to one mapping");
+        return;
+    }
+    errno = 0;
+    CHECK(gm_malloc(tib) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    errno = 0;
+    CHECK(gm_calloc((size_t)1 << 20, (size_t)1 << 20) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    void *p = gm_malloc(100);
+    REQUIRE(p != NULL);
+    errno = 0;
+    CHECK(gm_realloc(p, tib) == NULL); /* the block stays as it was */
+    CHECK_EQ(errno, ENOMEM);
+    CHECK(gm_usable_size(p) >= 100);
+    gm_free(p);
     CHECK(gm_check());
 }
 
@@ -1431,6 +1463,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_free_keeps_errno_when_madvise_fails);
     RUN_TEST(test_sync_scavenger_oldest_first);
     RUN_TEST(test_small_requests_word_aligned_by_default);
+    RUN_TEST(test_more_than_the_os_commits_is_enomem);
     RUN_TEST(test_tiny_packs_and_aligns);
     RUN_TEST(test_tiny_block_freed_when_all_dead);
     RUN_TEST(test_tiny_realloc_and_usable);
