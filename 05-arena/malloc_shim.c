@@ -16,8 +16,10 @@
  *   posix_memalign       EINVAL unless the alignment is a power of two and
  *                        a multiple of sizeof(void *); ENOMEM; *memptr
  *                        untouched on failure
- *   aligned_alloc,       NULL + EINVAL unless the alignment is a power of
- *   memalign             two (glibc 2.38's rule; 2.36 rounds it up)
+ *   aligned_alloc        NULL + EINVAL unless alignment is a power of two
+ *                        (glibc 2.38's rule; older glibc rounds it up)
+ *   memalign             the alignment rounded up to a power of two (0 as
+ *                        1), as every glibc does; EINVAL above SIZE_MAX / 2 + 1
  *   valloc, pvalloc      page-aligned; pvalloc rounds the size up to pages
  *   malloc_usable_size   bytes usable at p (0 for NULL)
  *   free                 leaves errno alone (POSIX.1-2024), always
@@ -139,7 +141,16 @@ void *aligned_alloc(size_t alignment, size_t size)
 
 void *memalign(size_t alignment, size_t size)
 {
-    return arena_memalign(alignment, size);
+    /* glibc's rule, in every version: an alignment that is not a power of
+     * two is rounded up to one (0 and 1: none); above the largest, EINVAL */
+    if (alignment > (SIZE_MAX >> 1) + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t a = 1;
+    while (a < alignment)
+        a <<= 1;
+    return arena_memalign(a, size);
 }
 
 int posix_memalign(void **memptr, size_t alignment, size_t size)

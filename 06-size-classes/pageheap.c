@@ -245,17 +245,39 @@ static void os_unmap(sc_heap *h, void *p, size_t bytes)
     munmap(p, bytes); /* a failure leaves the range mapped: nothing lost */
 }
 
+/* Would the OS commit `bytes` to one mapping? Arenas are reserved with
+ * MAP_NORESERVE, which the kernel's overcommit check lets through at any
+ * size, so without this a request for more memory than the machine has
+ * (malloc(1 << 40)) would succeed, after writing a page map per 64 MiB of
+ * it, where glibc's own mmap of the block fails with ENOMEM. A mapping
+ * without MAP_NORESERVE, unmapped at once, asks the kernel's check: two
+ * system calls per growth of more than one arena, which only a request of
+ * over 64 MiB causes. Keeps errno. */
+static bool os_would_commit(size_t bytes)
+{
+    int saved = errno;
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED)
+        munmap(p, bytes);
+    errno = saved;
+    return p != MAP_FAILED;
+}
+
 /*
  * Step 2: maps enough arenas for a run of npages, in one reservation
  * aligned to 64 MiB (mapped 64 MiB too big, then trimmed), with a page map
  * for each, and puts them on the page heap as one released run. The arena
  * index (32 MiB of address space, touched only where arenas are) is mapped
- * with the first arena. False when the OS refuses; nothing is left behind.
+ * with the first arena. False when the OS refuses, or would not commit a
+ * run that needs more than one arena; nothing is left behind.
  */
 static bool arena_grow(sc_heap *h, size_t npages)
 {
     size_t narenas = (npages + SC_ARENA_PAGES - 1) / SC_ARENA_PAGES;
     if (narenas > ((size_t)1 << SC_INDEX_BITS) / 2)
+        return false;
+    if (narenas > 1 && !os_would_commit(npages * SC_PAGE))
         return false;
     if (h->index == NULL) {
         if ((h->index = os_map(h, INDEX_BYTES)) == NULL)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static int line_no;
@@ -23,6 +24,7 @@ static void *(*volatile calloc_fn)(size_t, size_t) = calloc;
 static void *(*volatile realloc_fn)(void *, size_t) = realloc;
 static void *(*volatile reallocarray_fn)(void *, size_t, size_t) = reallocarray;
 static void *(*volatile aligned_alloc_fn)(size_t, size_t) = aligned_alloc;
+static void *(*volatile memalign_fn)(size_t, size_t) = memalign;
 
 static void say(const char *what, int fact)
 {
@@ -111,6 +113,35 @@ int main(void)
     void *ma = memalign(256, 10);
     say("memalign(256, 10) is aligned", ma && aligned(ma, 256));
     free(ma);
+    /* memalign, unlike aligned_alloc, rounds an alignment up to a power of
+     * two in every glibc (malloc.c's _mid_memalign). */
+    void *m24 = memalign_fn(24, 10);
+    say("memalign(24, 10) rounds up: 32-byte aligned", m24 && aligned(m24, 32));
+    free(m24);
+    void *m0 = memalign_fn(0, 10);
+    say("memalign(0, 10) returns a block", m0 != NULL);
+    free(m0);
+    /* More than the kernel would commit to one mapping: glibc's mmap of the
+     * block is refused, so its malloc gives ENOMEM; an allocator that
+     * reserves address space with MAP_NORESERVE must not succeed instead.
+     * Where the kernel would commit 1 TiB (it overcommits always), both
+     * may succeed. */
+    size_t tib = (size_t)1 << 40;
+    void *probe = mmap(NULL, tib, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int commits = probe != MAP_FAILED;
+    if (commits)
+        munmap(probe, tib);
+    errno = 0;
+    void *huge = malloc_fn(tib);
+    say("malloc(1 TiB) fails with ENOMEM unless the kernel commits it",
+        commits || (huge == NULL && errno == ENOMEM));
+    free(huge);
+    errno = 0;
+    void *hc = calloc_fn((size_t)1 << 20, (size_t)1 << 20);
+    say("calloc(2^20, 2^20) fails with ENOMEM unless the kernel commits it",
+        commits || (hc == NULL && errno == ENOMEM));
+    free(hc);
     void *v = valloc(10);
     say("valloc(10) is page-aligned", v && aligned(v, page));
     free(v);
