@@ -480,10 +480,14 @@ static void free_checked_tiny(mspan *s, void *p);
 
 static void free_other(void *p);
 
-/* Tiny objects first (they are common: a quarter of the requests of ls or
- * find): their span through the arena the fast path found (`map`, the
- * arena's class map, adjusted: see gm_arena_index), then their block's
- * count. Anything else: free_other. */
+/* Tiny objects first (with the tiny allocator on they are common: requests
+ * under 16 bytes are 27% and 35% of those of common/traces' ls -lR and
+ * find traces): their span through the arena the fast path found. `map`
+ * is the arena's index entry, the address of its class map less the
+ * arena's first page number (gm_arena_index), so adding back that page
+ * number's worth, p >> 26 << 13, gives the class map's address, which is
+ * the gm_arena's own (the map is its first field); then the block's count.
+ * Anything else: free_other. */
 static GM_NOINLINE void free_slow(void *p, uintptr_t map)
 {
     if (GM_LIKELY(map != 0)) {
