@@ -40,8 +40,8 @@
  *
  * Costs: taking or giving back a run of under 128 pages is O(1), plus
  * O(pages) page map entries to write; a bigger one adds a walk of the big
- * runs. An arena costs one mmap of 128 MiB of address space, trimmed to
- * its alignment (one or two munmaps), and one of its maps (76 KiB).
+ * runs. An arena costs 64 MiB of address space, found aligned in one to
+ * three mmaps (reserve_aligned), and one of its maps (76 KiB).
  * Address space is never unmapped before gm_destroy, as in Go.
  *
  * Locking: everything here is under the mheap's lock (the functions with
@@ -310,9 +310,43 @@ static bool os_would_commit(size_t bytes)
     return p != MAP_FAILED;
 }
 
+/* `bytes` of address space at an arena-aligned address, or NULL. Where
+ * the kernel puts `bytes` first, if that is aligned; else at the aligned
+ * address just below it (the kernel hands out addresses from the top
+ * down, so the space just below a fresh mapping is usually free: a hint,
+ * which the kernel takes only if the range is free); only then `bytes`
+ * plus an arena, trimmed to the alignment. The first two never hold more
+ * address space than they keep, which matters under an address-space
+ * limit (ulimit -v), where the third needs 64 MiB more than it keeps. */
+static char *reserve_aligned(mheap *h, size_t bytes)
+{
+    char *m = os_map(h, bytes);
+    if (m == NULL)
+        return NULL;
+    if (((uintptr_t)m & (GM_ARENA - 1)) == 0)
+        return m;
+    char *down = (char *)((uintptr_t)m & ~(uintptr_t)(GM_ARENA - 1));
+    os_unmap(h, m, bytes);
+    void *t = mmap(down, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    h->mmaps++;
+    if (t == (void *)down)
+        return down;
+    if (t != MAP_FAILED)
+        os_unmap(h, t, bytes);
+    m = os_map(h, bytes + GM_ARENA);
+    if (m == NULL)
+        return NULL;
+    char *start = (char *)(((uintptr_t)m + GM_ARENA - 1) & ~(GM_ARENA - 1));
+    os_unmap(h, m, (size_t)(start - m));
+    os_unmap(h, start + bytes,
+             (size_t)(m + bytes + GM_ARENA - (start + bytes)));
+    return start;
+}
+
 /*
  * Step 2: maps enough arenas for a run of npages in one reservation
- * aligned to 64 MiB (mapped 64 MiB too big, then trimmed), a map for each,
+ * aligned to 64 MiB (reserve_aligned), a map for each,
  * and puts them on the page heap as one scavenged run. False when the OS
  * refuses, or would not commit a run that needs more than one arena;
  * nothing is left behind. Keeps errno (its caller reports ENOMEM).
@@ -328,15 +362,11 @@ static bool arena_grow(mheap *h, size_t npages)
     if (run == NULL)
         return false;
     size_t bytes = narenas * GM_ARENA;
-    char *m = os_map(h, bytes + GM_ARENA);
-    if (m == NULL) {
+    char *start = reserve_aligned(h, bytes);
+    if (start == NULL) {
         fixalloc_put(&h->span_meta, run);
         return false;
     }
-    char *start = (char *)(((uintptr_t)m + GM_ARENA - 1) & ~(GM_ARENA - 1));
-    os_unmap(h, m, (size_t)(start - m));
-    os_unmap(h, start + bytes,
-             (size_t)(m + bytes + GM_ARENA - (start + bytes)));
     size_t i;
     for (i = 0; i < narenas; i++) {
         gm_arena *a = os_map(h, ARENA_META);
