@@ -20,6 +20,7 @@
 #                no more address space than it keeps) leave room for it
 # Prints "edges: N passed, N failed" last.
 set -u
+export LC_ALL=C
 cd "$(dirname "$0")"
 lib=$PWD/build/libmalloc.so
 bin=build/edges
