@@ -1443,78 +1443,6 @@ static const conform_ops conform_next =
 static const conform_ops conform_best =
     FL_CONFORM("04-freelist best-fit", create_best);
 
-/* One heap behind one lock, as libmalloc.so uses it: the threaded case. */
-typedef struct locked_heap {
-    pthread_mutex_t lock;
-    fl_heap heap;
-} locked_heap;
-
-static void *locked_create(void)
-{
-    locked_heap *l = malloc(sizeof *l);
-    if (l != NULL) {
-        pthread_mutex_init(&l->lock, NULL);
-        fl_init(&l->heap, FL_FIRST_FIT);
-    }
-    return l;
-}
-static void locked_destroy(void *a)
-{
-    locked_heap *l = a;
-    fl_destroy(&l->heap);
-    pthread_mutex_destroy(&l->lock);
-    free(l);
-}
-static void *locked_alloc(void *a, size_t n)
-{
-    locked_heap *l = a;
-    pthread_mutex_lock(&l->lock);
-    void *p = fl_alloc(&l->heap, n);
-    pthread_mutex_unlock(&l->lock);
-    return p;
-}
-static void locked_free(void *a, void *p, size_t n)
-{
-    locked_heap *l = a;
-    (void)n;
-    pthread_mutex_lock(&l->lock);
-    fl_free(&l->heap, p);
-    pthread_mutex_unlock(&l->lock);
-}
-static void *locked_realloc(void *a, void *p, size_t old, size_t n)
-{
-    locked_heap *l = a;
-    (void)old;
-    pthread_mutex_lock(&l->lock);
-    void *q = fl_realloc(&l->heap, p, n);
-    pthread_mutex_unlock(&l->lock);
-    return q;
-}
-static bool locked_check(void *a)
-{
-    locked_heap *l = a;
-    pthread_mutex_lock(&l->lock);
-    bool ok = fl_check(&l->heap);
-    pthread_mutex_unlock(&l->lock);
-    return ok;
-}
-
-static const conform_ops conform_locked = {
-    .name = "04-freelist first-fit + lock",
-    .caps =
-        CONFORM_ANY_SIZE | CONFORM_FREE | CONFORM_REALLOC | CONFORM_THREADSAFE,
-    .align = FL_ALIGN,
-    .max_size = (size_t)1 << 20,
-    .capacity = 0,
-    .create = locked_create,
-    .destroy = locked_destroy,
-    .alloc = locked_alloc,
-    .free = locked_free,
-    .realloc = locked_realloc,
-    .reset = NULL,
-    .check = locked_check,
-};
-
 int main(int argc, char **argv)
 {
     test_init(argc, argv);
@@ -1563,6 +1491,10 @@ int main(int argc, char **argv)
     conform_run(&conform_first);
     conform_run(&conform_next);
     conform_run(&conform_best);
-    conform_run(&conform_locked);
+    /* One heap behind one lock, as libmalloc.so uses it: the threaded
+     * cases. */
+    conform_ops locked =
+        conform_locked(&conform_first, "04-freelist first-fit + lock");
+    conform_run(&locked);
     return test_finish();
 }

@@ -1443,78 +1443,6 @@ static const conform_ops conform_sc = {
     .check = tr_check,
 };
 
-/* One heap behind one lock, as libmalloc.so uses it: the threaded case. */
-typedef struct locked_heap {
-    pthread_mutex_t lock;
-    sc_heap heap;
-} locked_heap;
-
-static void *locked_create(void)
-{
-    locked_heap *l = malloc(sizeof *l);
-    if (l != NULL) {
-        pthread_mutex_init(&l->lock, NULL);
-        sc_init(&l->heap);
-    }
-    return l;
-}
-static void locked_destroy(void *a)
-{
-    locked_heap *l = a;
-    sc_destroy(&l->heap);
-    pthread_mutex_destroy(&l->lock);
-    free(l);
-}
-static void *locked_alloc(void *a, size_t n)
-{
-    locked_heap *l = a;
-    pthread_mutex_lock(&l->lock);
-    void *p = sc_alloc(&l->heap, n);
-    pthread_mutex_unlock(&l->lock);
-    return p;
-}
-static void locked_free(void *a, void *p, size_t n)
-{
-    locked_heap *l = a;
-    (void)n;
-    pthread_mutex_lock(&l->lock);
-    sc_free(&l->heap, p);
-    pthread_mutex_unlock(&l->lock);
-}
-static void *locked_realloc(void *a, void *p, size_t old, size_t n)
-{
-    locked_heap *l = a;
-    (void)old;
-    pthread_mutex_lock(&l->lock);
-    void *q = sc_realloc(&l->heap, p, n);
-    pthread_mutex_unlock(&l->lock);
-    return q;
-}
-static bool locked_check(void *a)
-{
-    locked_heap *l = a;
-    pthread_mutex_lock(&l->lock);
-    bool ok = sc_check(&l->heap);
-    pthread_mutex_unlock(&l->lock);
-    return ok;
-}
-
-static const conform_ops conform_locked = {
-    .name = "06-size-classes + lock",
-    .caps =
-        CONFORM_ANY_SIZE | CONFORM_FREE | CONFORM_REALLOC | CONFORM_THREADSAFE,
-    .align = SC_MIN_ALIGN,
-    .max_size = (size_t)1 << 20,
-    .capacity = 0,
-    .create = locked_create,
-    .destroy = locked_destroy,
-    .alloc = locked_alloc,
-    .free = locked_free,
-    .realloc = locked_realloc,
-    .reset = NULL,
-    .check = locked_check,
-};
-
 int main(int argc, char **argv)
 {
     test_init(argc, argv);
@@ -1556,6 +1484,9 @@ int main(int argc, char **argv)
     RUN_TEST(test_stats_and_footprint);
     RUN_TEST(test_destroy_counts_live_blocks);
     conform_run(&conform_sc);
-    conform_run(&conform_locked);
+    /* One heap behind one lock, as libmalloc.so uses it: the threaded
+     * cases. */
+    conform_ops locked = conform_locked(&conform_sc, "06-size-classes + lock");
+    conform_run(&locked);
     return test_finish();
 }

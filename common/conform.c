@@ -1394,3 +1394,93 @@ void conform_run(const conform_ops *ops)
     cf_run_case("conform_threads", conform_threads);
     cf_ops = NULL;
 }
+
+/* ---- One lock around an allocator (conform_locked) ------------------------
+ */
+
+static const conform_ops *cf_locked_inner; /* the allocator being wrapped */
+
+typedef struct cf_locked {
+    pthread_mutex_t lock;
+    void *a; /* the inner allocator's instance */
+} cf_locked;
+
+static void *cf_locked_create(void)
+{
+    cf_locked *l = malloc(sizeof *l);
+    if (l == NULL)
+        return NULL;
+    if ((l->a = cf_locked_inner->create()) == NULL) {
+        free(l);
+        return NULL;
+    }
+    pthread_mutex_init(&l->lock, NULL);
+    return l;
+}
+
+static void cf_locked_destroy(void *a)
+{
+    cf_locked *l = a;
+    cf_locked_inner->destroy(l->a);
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+}
+
+static void *cf_locked_alloc(void *a, size_t n)
+{
+    cf_locked *l = a;
+    pthread_mutex_lock(&l->lock);
+    void *p = cf_locked_inner->alloc(l->a, n);
+    pthread_mutex_unlock(&l->lock);
+    return p;
+}
+
+static void cf_locked_free(void *a, void *p, size_t n)
+{
+    cf_locked *l = a;
+    pthread_mutex_lock(&l->lock);
+    cf_locked_inner->free(l->a, p, n);
+    pthread_mutex_unlock(&l->lock);
+}
+
+static void *cf_locked_realloc(void *a, void *p, size_t old, size_t n)
+{
+    cf_locked *l = a;
+    pthread_mutex_lock(&l->lock);
+    void *q = cf_locked_inner->realloc(l->a, p, old, n);
+    pthread_mutex_unlock(&l->lock);
+    return q;
+}
+
+static void cf_locked_reset(void *a)
+{
+    cf_locked *l = a;
+    pthread_mutex_lock(&l->lock);
+    cf_locked_inner->reset(l->a);
+    pthread_mutex_unlock(&l->lock);
+}
+
+static bool cf_locked_check(void *a)
+{
+    cf_locked *l = a;
+    pthread_mutex_lock(&l->lock);
+    bool ok = cf_locked_inner->check(l->a);
+    pthread_mutex_unlock(&l->lock);
+    return ok;
+}
+
+conform_ops conform_locked(const conform_ops *inner, const char *name)
+{
+    cf_locked_inner = inner;
+    conform_ops ops = *inner;
+    ops.name = name;
+    ops.caps |= CONFORM_THREADSAFE;
+    ops.create = cf_locked_create;
+    ops.destroy = cf_locked_destroy;
+    ops.alloc = cf_locked_alloc;
+    ops.free = inner->free ? cf_locked_free : NULL;
+    ops.realloc = inner->realloc ? cf_locked_realloc : NULL;
+    ops.reset = inner->reset ? cf_locked_reset : NULL;
+    ops.check = inner->check ? cf_locked_check : NULL;
+    return ops;
+}

@@ -124,4 +124,11 @@ typedef struct conform_ops {
    each with its own ops->name. Not thread-safe: one run at a time. */
 void conform_run(const conform_ops *ops);
 
+/* `inner` behind one pthread mutex, as a libmalloc.so with one lock uses
+ * it: every call taken under the lock, CONFORM_THREADSAFE added (so that
+ * conform_run's threaded cases run too), everything else as inner's, and
+ * `name` for the messages ("04-freelist + lock"). The instances the result
+ * creates call `inner`, which the wrapper keeps: one inner at a time. */
+conform_ops conform_locked(const conform_ops *inner, const char *name);
+
 #endif /* COMMON_CONFORM_H */
