@@ -16,6 +16,7 @@
  *   stage,trace,allocator,ops,peak_live,peak_footprint,utilization,
  *   footprint_source,seconds,ops_per_sec
  */
+#include "replay.h"
 #include "sc.h"
 #include "trace.h"
 
@@ -23,55 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-/* trace_replay() in a forked child, its result back through a pipe
- * (trace_result is plain data; footprint_source points into this same
- * program image). What trace_replay returned, or -1 if the child died. */
-static int replay_isolated(const trace_t *t, const trace_alloc *a,
-                           const trace_options *opt, trace_result *r)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        return trace_replay(t, a, opt, r);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return trace_replay(t, a, opt, r);
-    }
-    if (pid == 0) {
-        close(fds[0]);
-        trace_result mine;
-        memset(&mine, 0, sizeof mine);
-        int rc = trace_replay(t, a, opt, &mine);
-        ssize_t n = write(fds[1], &mine, sizeof mine);
-        _exit(n == (ssize_t)sizeof mine ? (rc == 0 ? 0 : 1) : 2);
-    }
-    close(fds[1]);
-    size_t got = 0;
-    while (got < sizeof *r) {
-        ssize_t n = read(fds[0], (char *)r + got, sizeof *r - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fds[0]);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (got != sizeof *r || !WIFEXITED(status) || WEXITSTATUS(status) == 2) {
-        memset(r, 0, sizeof *r);
-        snprintf(r->error, sizeof r->error, "replay child died (status %d)",
-                 status);
-        return -1;
-    }
-    return WEXITSTATUS(status) == 0 ? 0 : -1;
-}
 
 static void *heap_new(void)
 {
@@ -126,84 +78,11 @@ int main(int argc, char **argv)
     };
     all[1].name = "system";
 
-    unsigned reps = 5;
-    const char *csv_path = NULL;
-    int first_trace = argc;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
-            reps = (unsigned)strtoul(argv[++i], NULL, 10);
-        } else if (strcmp(argv[i], "--csv") == 0 && i + 1 < argc) {
-            csv_path = argv[++i];
-        } else {
-            first_trace = i;
-            break;
-        }
-    }
-    if (first_trace >= argc) {
-        fprintf(stderr, "usage: %s [--reps N] [--csv PATH] TRACE.rep...\n",
-                argv[0]);
+    int ntraces;
+    int failures =
+        replay_bench(argc, argv, "06-size-classes", all, NALLOC, &ntraces);
+    if (failures < 0)
         return 2;
-    }
-    FILE *csv = csv_path ? fopen(csv_path, "w") : NULL;
-    if (csv_path != NULL && csv == NULL) {
-        perror(csv_path);
-        return 1;
-    }
-    if (csv != NULL)
-        fprintf(csv, "stage,trace,allocator,ops,peak_live,peak_footprint,"
-                     "utilization,footprint_source,seconds,ops_per_sec\n");
-
-    printf("\n== 06-size-classes trace replays, each allocator's own count: "
-           "utilization (peak live / peak footprint) and Mops/s (median of "
-           "%u)\n",
-           reps);
-    printf("%-24s %6s", "trace", "ops");
-    for (int a = 0; a < NALLOC; a++)
-        printf(" | %-15s", all[a].name);
-    printf("\n");
-    double util_sum[NALLOC] = {0}, rate_sum[NALLOC] = {0};
-    int ntraces = 0, failures = 0;
-    for (int i = first_trace; i < argc; i++) {
-        trace_t t;
-        if (trace_read(argv[i], &t) != 0) {
-            failures++;
-            continue;
-        }
-        printf("%-24s %6zu", t.name, t.num_ops);
-        for (int a = 0; a < NALLOC; a++) {
-            trace_options opt = {.check_each_op = false, .timing_reps = reps};
-            trace_result r;
-            if (replay_isolated(&t, &all[a], &opt, &r) != 0) {
-                printf(" | FAILED: %s", r.error);
-                failures++;
-                continue;
-            }
-            printf(" | %5.1f%% %8.2f", 100.0 * r.utilization,
-                   r.ops_per_sec / 1e6);
-            util_sum[a] += r.utilization;
-            rate_sum[a] += r.ops_per_sec;
-            if (csv != NULL)
-                fprintf(csv,
-                        "06-size-classes,%s,%s,%zu,%zu,%zu,%.4f,%s,%.6f,%.0f\n",
-                        t.name, all[a].name, t.num_ops, r.peak_live,
-                        r.peak_footprint, r.utilization, r.footprint_source,
-                        r.seconds, r.ops_per_sec);
-        }
-        printf("\n");
-        ntraces++;
-        trace_free(&t);
-    }
-    if (ntraces > 0) {
-        printf("%-31s", "average");
-        for (int a = 0; a < NALLOC; a++)
-            printf(" | %5.1f%% %8.2f", 100.0 * util_sum[a] / ntraces,
-                   rate_sum[a] / ntraces / 1e6);
-        printf("\n");
-    }
-    if (csv != NULL) {
-        fclose(csv);
-        printf("CSV: %s\n", csv_path);
-    }
     printf("replay_sc: %d traces, %d failures\n", ntraces, failures);
     return failures ? 1 : 0;
 }

@@ -25,4 +25,17 @@
 int replay_isolated(const trace_t *t, const trace_alloc *a,
                     const trace_options *opt, trace_result *r);
 
+#define REPLAY_MAX_ALLOCATORS 8 /* columns of replay_bench's table */
+
+/* A replay bench's run, for a stage's main (04's replay_fl, 06's
+ * replay_sc): parses [--reps N] [--csv PATH] TRACE.rep..., replays every
+ * trace on each of the n allocators with replay_isolated, prints a row a
+ * trace (utilization and Mops/s for each allocator) and the averages, and
+ * writes every cell to PATH as a CSV row named `stage`. Returns the
+ * failures (traces unread, replays failed), or -1 after a message when the
+ * arguments are wrong or PATH cannot be written; *ntraces gets the number
+ * of traces replayed. */
+int replay_bench(int argc, char **argv, const char *stage,
+                 const trace_alloc *all, int n, int *ntraces);
+
 #endif /* COMMON_REPLAY_H */
